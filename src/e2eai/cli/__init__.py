@@ -1,0 +1,53 @@
+"""The ``e2eai`` command line: one sub-command group per lifecycle stage.
+
+Heavy libraries (feast, torch, kserve, evidently) are imported inside the commands, never at
+module top level, so that ``e2eai --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="e2eai",
+    help="End-to-end ML on Kubeflow: data → Feast → training → ONNX → KServe canary → "
+    "monitoring → retraining, locally or on a cluster.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+# (module, command group name or None for top-level commands registered by the module)
+_GROUPS: tuple[tuple[str, str | None], ...] = (
+    ("e2eai.cli.data", "data"),
+    ("e2eai.cli.features", "features"),
+    ("e2eai.cli.training", None),
+    ("e2eai.cli.export", None),
+    ("e2eai.cli.registry", "registry"),
+    ("e2eai.cli.pipeline", "pipeline"),
+    ("e2eai.cli.serving", None),
+    ("e2eai.cli.rollout", "rollout"),
+)
+
+
+def _register() -> None:
+    for module_name, group in _GROUPS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # stage not built yet
+                continue
+            raise
+        if group is None:
+            module.register(app)
+        else:
+            app.add_typer(module.app, name=group, help=module.__doc__.strip().splitlines()[0])
+
+
+_register()
+
+
+def main() -> None:
+    app()

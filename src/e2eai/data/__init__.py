@@ -1,0 +1,1 @@
+"""The data stage: ingestion, snapshots, validation, cleaning and the quality report."""

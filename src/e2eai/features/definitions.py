@@ -1,0 +1,46 @@
+"""What the Feast repo declares, derived from the schema (so the two cannot disagree)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from e2eai.config import get_settings
+from e2eai.schema import view_features
+
+if TYPE_CHECKING:
+    from feast import Field
+
+SOURCES_DIR = "data"
+
+
+def source_file(view: str) -> str:
+    """Parquet file of a feature view's source, relative to the feature repo."""
+    return f"{SOURCES_DIR}/{view}.parquet"
+
+
+def source_path(view: str, repo_dir: Path) -> str:
+    """Where Feast reads a feature view's source: the repo's data folder, or the bucket
+    named by ``features.source_uri`` on a cluster.
+
+    Absolute, because Feast's DuckDB offline store resolves relative paths against the
+    process's working directory rather than the repo.
+    """
+    uri = get_settings().features.source_uri
+    if uri:
+        return f"{uri.rstrip('/')}/{view}.parquet"
+    return str((repo_dir / source_file(view)).resolve())
+
+
+def feast_schema(view: str) -> list[Field]:
+    """Feast fields of a feature view: Float32 for numeric features, String for categorical."""
+    from feast import Field
+    from feast.types import Float32, String
+
+    windows = get_settings().features.windows_hours
+    return [
+        Field(
+            name=f.name, dtype=Float32 if f.kind == "numeric" else String, description=f.description
+        )
+        for f in view_features(view, windows)
+    ]

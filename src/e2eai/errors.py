@@ -23,7 +23,7 @@ class ArtifactNotFoundError(E2eaiError):
 
 
 class InvalidInferenceRequest(E2eaiError):
-    """An inference request that breaks the schema: served as HTTP 400/413, gRPC INVALID_ARGUMENT."""
+    """A request that breaks the schema: HTTP 400 (413 if too big), gRPC INVALID_ARGUMENT."""
 
     def __init__(self, field: str | None, problem: str, status: int = 400) -> None:
         self.field = field
@@ -92,3 +92,11 @@ class InvalidStageTransitionError(RegistryError):
 
 class InvalidRegistrationError(RegistryError, ValueError):
     """A registration (name, artifacts, metrics, params or lineage) is malformed."""
+
+
+class PipelineError(E2eaiError):
+    """A pipeline cannot be built, compiled, run or submitted as asked (bad parameter, …)."""
+
+
+class TrainingJobError(E2eaiError):
+    """A cluster training job (TrainJob / PyTorchJob) failed, or did not finish in time."""

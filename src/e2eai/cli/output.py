@@ -53,7 +53,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except E2eaiError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        # One line whatever the terminal width: scripts grep it, people read it in logs.
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(code=2) from exc
 
 

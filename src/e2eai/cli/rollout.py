@@ -1,0 +1,115 @@
+"""Canary rollouts on local serving: deploy, analyse, promote, roll back, status."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from e2eai.cli.output import console, emit, user_errors
+
+app = typer.Typer(no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def _manager() -> Any:
+    from e2eai.config import get_settings
+    from e2eai.serving.local import LocalServing
+
+    return LocalServing(get_settings())
+
+
+def _summary(state: Any) -> dict[str, Any]:
+    return {
+        "endpoint": state.endpoint,
+        "stable": None
+        if state.stable is None
+        else {"version": state.stable.version, "weight": state.stable.weight},
+        "canary": None
+        if state.canary is None
+        else {"version": state.canary.version, "weight": state.canary.weight},
+    }
+
+
+@app.command()
+def deploy(
+    version: Annotated[int | None, typer.Option(help="Registry version to canary.")] = None,
+    onnx: Annotated[Path | None, typer.Option(help="Canary this ONNX file instead.")] = None,
+    canary: Annotated[int, typer.Option(help="Percent of traffic to the canary.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a model version as the canary with --canary percent of the traffic."""
+    from e2eai.cli.serving import model_source
+    from e2eai.config import get_settings
+    from e2eai.errors import ServingError
+
+    with user_errors():
+        if version is None and onnx is None:
+            raise ServingError("give --version (registry) or --onnx")
+        state = _manager().deploy(model_source(get_settings(), version, onnx), canary)
+    emit(_summary(state), as_json, "Canary deployed")
+
+
+@app.command()
+def promote(as_json: JsonOption = False) -> None:
+    """Give the canary all traffic; drain and stop the old stable."""
+    with user_errors():
+        state = _manager().promote()
+    emit(_summary(state), as_json, "Canary promoted")
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option(help="Why (recorded in the registry).")] = "manual",
+    as_json: JsonOption = False,
+) -> None:
+    """Give stable all traffic back; drain and stop the canary."""
+    with user_errors():
+        state = _manager().rollback(reason=f"rolled back: {reason}")
+    emit(_summary(state), as_json, "Canary rolled back")
+
+
+@app.command()
+def analyze(
+    watch: Annotated[
+        float, typer.Option(help="Repeat every N seconds until promoted or rolled back.")
+    ] = 0.0,
+    dry_run: Annotated[bool, typer.Option(help="Decide but do not act.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare canary with stable (error rate, latency, AUC/accuracy) and act on the result."""
+    manager = _manager()
+    with user_errors():
+        while True:
+            decision = manager.analyze(apply=not dry_run)
+            console.print(f"{decision.action}: {decision.reason}")
+            if watch <= 0 or decision.action in {"promote", "rollback"} or dry_run:
+                break
+            time.sleep(watch)
+    emit(decision.model_dump(mode="json"), as_json, f"Decision: {decision.action}")
+
+
+@app.command()
+def status(as_json: JsonOption = False) -> None:
+    """What serves where, the traffic split, health, and the latest canary decisions."""
+    with user_errors():
+        result = _manager().status()
+    if as_json:
+        emit(result, True)
+        return
+    console.print(f"[bold]endpoint[/] {result['endpoint']}")
+    for backend in result["router"]["backends"]:
+        health = "[green]healthy[/]" if backend["healthy"] else "[red]down[/]"
+        console.print(
+            f"  {backend['slot']:<7} v{backend['version']:<10} "
+            f"{backend['weight']:>3}%  {health}  {backend['url']}"
+        )
+    for decision in result["decisions"][-5:]:
+        console.print(
+            f"  {decision['decided_at'][:19]} {decision['action']:<8} "
+            f"{decision['weight_before']}%→{decision['weight_after']}%  "
+            f"{decision['reason']}"
+        )

@@ -1,0 +1,1 @@
+"""Serving: the KServe predictor and transformer, local canary serving, cluster rollout."""

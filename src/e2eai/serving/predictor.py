@@ -1,0 +1,218 @@
+"""The predictor: a small ``kserve.Model`` that runs the registered ONNX model in ONNX Runtime.
+
+Protocol handling stays with kserve (V1, V2 REST, gRPC, health, metadata); this class only
+validates inputs against the schema and runs the graph. Feature lookup for flight requests
+is the transformer's job (:mod:`e2eai.serving.transformer`), plugged in as ``enricher`` when
+it runs in the same process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
+
+import numpy as np
+from kserve import InferOutput, InferRequest, InferResponse, Model
+from kserve.errors import InvalidInput
+
+from e2eai.errors import InvalidInferenceRequest, ServingError
+from e2eai.serving.validation import (
+    InputSpec,
+    Tensor,
+    feed_from_instances,
+    feed_from_tensors,
+    model_input_specs,
+)
+
+if TYPE_CHECKING:
+    from e2eai.config import Settings
+
+OUTPUT_NAME = "probability"
+log = logging.getLogger(__name__)
+
+
+class RejectedRequest(InvalidInput):
+    """A schema violation as kserve's ``InvalidInput`` (gRPC INVALID_ARGUMENT), with its HTTP
+    status (400, or 413 for oversized requests)."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class OnnxFlightModel:
+    """An ONNX Runtime session over a contract-conforming model (one input per feature)."""
+
+    def __init__(self, path: Path, specs: tuple[InputSpec, ...] | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.specs = specs or model_input_specs()
+        options = ort.SessionOptions()
+        # One thread each: the server process owns one core; ORT's pool would fight uvicorn.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            raise ServingError(f"{self.path}: not a loadable ONNX model ({exc})") from exc
+        self._check_contract()
+
+    def _check_contract(self) -> None:
+        graph_inputs = {i.name: i.type for i in self.session.get_inputs()}
+        for spec in self.specs:
+            expected = "tensor(float)" if spec.kind == "numeric" else "tensor(string)"
+            if spec.name not in graph_inputs:
+                raise ServingError(f"{self.path}: ONNX graph has no input {spec.name!r}")
+            if graph_inputs[spec.name] != expected:
+                raise ServingError(
+                    f"{self.path}: input {spec.name!r} is {graph_inputs[spec.name]}, "
+                    f"expected {expected}"
+                )
+        extra = sorted(set(graph_inputs) - {s.name for s in self.specs})
+        if extra:
+            raise ServingError(f"{self.path}: ONNX inputs not in the schema: {extra}")
+        if OUTPUT_NAME not in {o.name for o in self.session.get_outputs()}:
+            raise ServingError(f"{self.path}: ONNX graph has no output {OUTPUT_NAME!r}")
+
+    def predict(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """P(delayed) per row, float32 of shape [N]."""
+        (probability,) = self.session.run([OUTPUT_NAME], feed)
+        return np.asarray(probability, dtype=np.float32).reshape(-1)
+
+
+def resolve_model_path(
+    settings: Settings, *, version: int | None, path: Path | None, cache_dir: Path
+) -> Path:
+    """The local ONNX file to serve: ``path`` as given, or the registry's ``model.onnx``.
+
+    Registry artifacts are fetched with their sha256 verified (``ArtifactIntegrityError`` on
+    mismatch), so a tampered model is never loaded.
+    """
+    if path is not None:
+        if not Path(path).is_file():
+            raise ServingError(f"{path}: no such ONNX file")
+        return Path(path)
+    if version is None:
+        raise ServingError("give a model version (registry) or an ONNX path")
+    from e2eai.registry import ModelRegistry
+
+    registry = ModelRegistry.from_settings(settings)
+    return registry.fetch_artifact(version, "model.onnx", cache_dir / f"v{version}")
+
+
+class FlightDelayPredictor(Model):
+    """KServe model: schema-validated inputs → ONNX Runtime → ``probability``.
+
+    ``enricher`` (optional) turns flight requests into model inputs in-process (KServe's
+    preprocess step); without it the predictor expects the model features themselves.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model_path: Path,
+        *,
+        model_version: str = "",
+        max_batch_rows: int = 4096,
+        enricher: Callable[[Any], dict[str, np.ndarray]] | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.model_path = Path(model_path)
+        self.model_version = model_version
+        self.max_batch_rows = max_batch_rows
+        self.enricher = enricher
+        self.specs = model_input_specs()
+        self.onnx: OnnxFlightModel | None = None
+
+    def load(self) -> bool:
+        self.onnx = OnnxFlightModel(self.model_path, self.specs)
+        self.ready = True
+        return self.ready
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        return [{"name": s.name, "datatype": s.v2_datatype, "shape": [-1, 1]} for s in self.specs]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1]}]
+
+    # -- the request path -------------------------------------------------------------------
+
+    def feed_from_tensors(self, tensors: list[Tensor]) -> dict[str, np.ndarray]:
+        if self.enricher is not None and _looks_like_flight_request(t.name for t in tensors):
+            return self.enricher(tensors)
+        return feed_from_tensors(tensors, self.specs, self.max_batch_rows)
+
+    def feed_from_instances(self, instances: Any) -> dict[str, np.ndarray]:
+        if (
+            self.enricher is not None
+            and isinstance(instances, list)
+            and instances
+            and isinstance(instances[0], dict)
+            and _looks_like_flight_request(instances[0])
+        ):
+            return self.enricher(instances)
+        return feed_from_instances(instances, self.specs, self.max_batch_rows)
+
+    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        assert self.onnx is not None, "load() first"
+        return self.onnx.predict(feed)
+
+    async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        """V2/gRPC ``InferRequest`` → ``InferResponse``; V1 ``{"instances": …}`` → predictions."""
+        try:
+            if isinstance(payload, InferRequest):
+                tensors = [_tensor_from_infer_input(i) for i in payload.inputs]
+                probability = self.run(self.feed_from_tensors(tensors))
+                output = InferOutput(OUTPUT_NAME, list(probability.shape), "FP32")
+                output.set_data_from_numpy(probability, binary_data=payload.from_grpc)
+                # The V2 response id echoes the request's; kserve's model requires a string.
+                response_id = payload.id or (headers or {}).get("x-request-id") or uuid4().hex
+                return InferResponse(
+                    response_id,
+                    self.name,
+                    [output],
+                    model_version=self.model_version,
+                    from_grpc=payload.from_grpc,
+                )
+            if not isinstance(payload, dict) or "instances" not in payload:
+                raise InvalidInferenceRequest("instances", "V1 body must be {'instances': [...]}")
+            probability = self.run(self.feed_from_instances(payload["instances"]))
+            return {"predictions": probability.tolist(), "model_version": self.model_version}
+        except InvalidInferenceRequest as exc:
+            raise as_kserve_error(exc) from None
+
+
+def _looks_like_flight_request(names: Any) -> bool:
+    # Model features never include the raw timestamp; flight requests always do.
+    return "scheduled_departure" in set(names)
+
+
+def _tensor_from_infer_input(infer_input: Any) -> Tensor:
+    raw = getattr(infer_input, "_raw_data", None)
+    return Tensor(
+        infer_input.name,
+        infer_input.datatype,
+        tuple(int(d) for d in infer_input.shape),
+        data=None if raw is not None else _plain(infer_input.data),
+        raw=raw,
+    )
+
+
+def _plain(data: Any) -> Any:
+    if isinstance(data, np.ndarray):
+        return data.reshape(-1).tolist()
+    if data is not None and not isinstance(data, list):
+        return list(data)  # protobuf repeated containers from gRPC contents
+    return data
+
+
+def as_kserve_error(exc: InvalidInferenceRequest) -> RejectedRequest:
+    """kserve's ``InvalidInput`` (HTTP 400, gRPC INVALID_ARGUMENT) carrying our status."""
+    return RejectedRequest(str(exc), exc.status)

@@ -1,0 +1,133 @@
+"""Small ONNX models that follow the serving contract, built for serving tests.
+
+One graph input per ``schema.model_features()`` feature (``[N, 1]``, float32 or string), one
+output ``probability`` of class 1. Built with skl2onnx from a tiny sklearn Pipeline over the
+schema columns, trained on a seeded synthetic frame whose label depends on a few features, so
+that a good model's ROC-AUC is well above 0.5 and a shuffled-label model's is not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from e2eai import schema
+
+CARRIERS = ("UA", "AA", "B6", "DL", "EV", "MQ", "US", "WN")
+AIRPORTS = ("EWR", "JFK", "LGA")
+DESTS = ("IAH", "MIA", "ATL", "ORD", "LAX", "BOS", "SFO", "DCA")
+ENGINES = ("Turbo-fan", "Turbo-jet", "Reciprocating")
+
+
+def synthetic_features(n: int, seed: int = 7) -> pd.DataFrame:
+    """``n`` rows of every model feature (within schema ranges) plus the label ``delayed``."""
+    rng = np.random.default_rng(seed)
+    frame: dict[str, object] = {}
+    for feature in schema.model_features():
+        if feature.kind == "categorical":
+            choices = {
+                "carrier": CARRIERS,
+                "origin": AIRPORTS,
+                "dest": DESTS,
+                "engine_type": ENGINES,
+            }.get(feature.name, ("a", "b", "c"))
+            frame[feature.name] = rng.choice(choices, size=n).astype(object)
+        else:
+            lo = 0.0 if feature.minimum is None else float(feature.minimum)
+            hi = lo + 500.0 if feature.maximum is None else float(feature.maximum)
+            frame[feature.name] = rng.uniform(lo, hi, size=n).astype(np.float32)
+    df = pd.DataFrame(frame)
+    df["dep_hour"] = rng.integers(5, 24, size=n).astype(np.float32)
+    # A label that depends on a few features, so a fitted model is clearly better than chance.
+    logit = (
+        -1.5
+        + 4.0 * (df["route_delay_rate_24h"] - 0.5)
+        + 0.15 * (df["dep_hour"] - 14)
+        + 1.2 * (df["carrier"].isin(["EV", "MQ"])).astype(float)
+        + 0.03 * (df["wind_speed"] - 40)
+    )
+    prob = 1.0 / (1.0 + np.exp(-logit))
+    df[schema.LABEL] = (rng.uniform(size=n) < prob).astype(np.int8)
+    # Some feature-view values are missing, as they are when Feast has no row.
+    missing = rng.uniform(size=n) < 0.05
+    df.loc[missing, "wind_gust"] = np.nan
+    return df
+
+
+def _pipeline():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    columns = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(), StandardScaler()), schema.numeric_features()),
+            (
+                "cat",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                schema.categorical_features(),
+            ),
+        ]
+    )
+    return Pipeline([("columns", columns), ("model", LogisticRegression(max_iter=500))])
+
+
+def build_onnx_model(
+    path: Path, *, seed: int = 7, shuffle_labels: bool = False, n: int = 2000
+) -> Path:
+    """Train a small logistic-regression Pipeline and write it as a contract-conforming ONNX."""
+    import onnx
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    frame = synthetic_features(n, seed=seed)
+    labels = frame[schema.LABEL].to_numpy()
+    if shuffle_labels:
+        labels = np.random.default_rng(seed + 1).permutation(labels)
+    features = frame[[f.name for f in schema.model_features()]]
+    pipeline = _pipeline().fit(features, labels)
+    initial_types = [
+        (f.name, FloatTensorType([None, 1]) if f.kind == "numeric" else StringTensorType([None, 1]))
+        for f in schema.model_features()
+    ]
+    model = convert_sklearn(
+        pipeline,
+        initial_types=initial_types,
+        options={id(pipeline): {"zipmap": False}},
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+    model = _expose_class1_probability(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def _expose_class1_probability(model):
+    """Replace the outputs by ``probability`` = column 1 of the class probabilities, shape [N]."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    probabilities = next(o.name for o in graph.output if o.name != "label")
+    index = helper.make_tensor("class1_index", TensorProto.INT64, [], [1])
+    graph.initializer.append(index)
+    graph.node.append(
+        helper.make_node("Gather", [probabilities, "class1_index"], ["probability"], axis=1)
+    )
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info("probability", TensorProto.FLOAT, [None]))
+    return model
+
+
+def feature_rows(n: int, seed: int = 11) -> list[dict[str, object]]:
+    """``n`` feature rows as JSON-ready dicts (None for missing), with their labels."""
+    frame = synthetic_features(n, seed=seed)
+    rows = []
+    for record in frame.to_dict(orient="records"):
+        rows.append(
+            {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in record.items()}
+        )
+    return rows

@@ -1,0 +1,209 @@
+"""Cluster side: generated KServe objects validate against the CRDs, and the rollout
+controller drives canary percent, promote and rollback through the official kubernetes
+client against kmock's emulated API server."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2eai.serving.k8s_manifests import ClusterServing, inference_service, serving_runtime
+from e2eai.serving.k8s_rollout import K8sRolloutController
+
+CRDS = Path(__file__).resolve().parents[1].parent / "shared" / "crds"
+CLUSTER = ClusterServing(namespace="e2eai", name="flight-delay")
+STABLE_URI = "s3://e2eai-artifacts/models/flight-delay/v3/model.onnx"
+CANARY_URI = "s3://e2eai-artifacts/models/flight-delay/v4/model.onnx"
+
+
+def _crd_schema(filename: str) -> dict[str, Any]:
+    path = CRDS / filename
+    if not path.is_file():
+        pytest.skip(f"CRD {path} not found: the shared CRD folder (../shared/crds) is absent")
+    return _load_crd_schema(path)
+
+
+@functools.cache
+def _load_crd_schema(path: Path) -> dict[str, Any]:
+    import yaml
+
+    # The InferenceService CRD is ~40k lines: the C loader parses it in a fraction of the time.
+    crd = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    version = next(v for v in crd["spec"]["versions"] if v.get("storage"))
+    return _to_json_schema(version["schema"]["openAPIV3Schema"])
+
+
+def _to_json_schema(node: Any) -> Any:
+    """OpenAPI v3 (Kubernetes dialect) → JSON Schema: closed objects, int-or-string, nullable."""
+    if isinstance(node, list):
+        return [_to_json_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {
+        k: _to_json_schema(v)
+        for k, v in node.items()
+        if not k.startswith("x-kubernetes-") and k != "nullable"
+    }
+    if node.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if node.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+    if (
+        "properties" in node
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+        and "additionalProperties" not in node
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+def _validate(obj: dict[str, Any], filename: str) -> None:
+    _crd_schema(filename)  # skips when the CRD folder is absent
+    _validator(CRDS / filename).validate(obj)
+
+
+@functools.cache
+def _validator(path: Path) -> Any:
+    import jsonschema
+
+    # jsonschema.validate() re-checks the 40k-line schema against the meta-schema every call.
+    return jsonschema.Draft7Validator(_load_crd_schema(path))
+
+
+@pytest.mark.parametrize("style", ["traffic_percent", "canary_spec"])
+def test_inference_service_validates_against_the_crd(style):
+    stable = inference_service(
+        CLUSTER, model_name="flight-delay", storage_uri=STABLE_URI, version="3"
+    )
+    _validate(stable, "serving.kserve.io_inferenceservices.yaml")
+    assert stable["spec"]["predictor"]["model"]["storageUri"] == STABLE_URI
+    assert stable["spec"]["predictor"]["model"]["modelFormat"] == {
+        "name": "e2eai-onnx",
+        "version": "1",
+    }
+    assert stable["spec"]["transformer"]["containers"][0]["name"] == "kserve-container"
+    assert "canaryTrafficPercent" not in stable["spec"]["predictor"]
+    with_canary = inference_service(
+        CLUSTER,
+        model_name="flight-delay",
+        storage_uri=STABLE_URI,
+        version="3",
+        canary=(CANARY_URI, "4", 10),
+        style=style,
+    )
+    _validate(with_canary, "serving.kserve.io_inferenceservices.yaml")
+    if style == "traffic_percent":
+        assert with_canary["spec"]["predictor"]["canaryTrafficPercent"] == 10
+        assert with_canary["spec"]["predictor"]["model"]["storageUri"] == CANARY_URI
+    else:
+        assert with_canary["spec"]["canary"][0]["trafficPercent"] == 10
+        assert with_canary["spec"]["predictor"]["model"]["storageUri"] == STABLE_URI
+
+
+def test_invalid_objects_are_caught_by_the_validation():
+    import jsonschema
+
+    stable = inference_service(
+        CLUSTER, model_name="flight-delay", storage_uri=STABLE_URI, version="3"
+    )
+    snake = copy.deepcopy(stable)
+    snake["spec"]["predictor"]["canary_traffic_percent"] = 10  # what .to_dict() would give
+    with pytest.raises(jsonschema.ValidationError, match="canary_traffic_percent"):
+        _validate(snake, "serving.kserve.io_inferenceservices.yaml")
+    bad_percent = inference_service(
+        CLUSTER,
+        model_name="flight-delay",
+        storage_uri=STABLE_URI,
+        version="3",
+        canary=(CANARY_URI, "4", 10),
+        style="canary_spec",
+    )
+    bad_percent["spec"]["canary"][0]["trafficPercent"] = 150
+    with pytest.raises(jsonschema.ValidationError, match="150"):
+        _validate(bad_percent, "serving.kserve.io_inferenceservices.yaml")
+
+
+def test_serving_runtime_validates_against_the_crd():
+    runtime = serving_runtime(CLUSTER)
+    _validate(runtime, "serving.kserve.io_servingruntimes.yaml")
+    container = runtime["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "e2eai.serving.server"]
+    assert "/mnt/models/model.onnx" in container["args"]
+    assert runtime["spec"]["supportedModelFormats"][0]["name"] == "e2eai-onnx"
+
+
+# -- controller against an emulated API server ------------------------------------------------
+
+
+@pytest.fixture
+def custom_objects_api() -> Iterator[Any]:
+    """A CustomObjectsApi talking to kmock's KubernetesEmulator on 127.0.0.1."""
+    import kmock
+    from kubernetes import client
+
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def serve() -> None:
+        async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
+            emulator.resources["serving.kserve.io/v1beta1/inferenceservices"] = kmock.ResourceInfo(
+                kind="InferenceService", namespaced=True
+            )
+            box["url"] = str(server.url).rstrip("/")
+            box["stop"] = asyncio.Event()
+            ready.set()
+            await box["stop"].wait()
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(15), "kmock emulator did not start"
+        config = client.Configuration()
+        config.host = box["url"]
+        with client.ApiClient(config) as api_client:
+            yield client.CustomObjectsApi(api_client)
+    finally:
+        if "stop" in box:
+            loop.call_soon_threadsafe(box["stop"].set)
+        thread.join(timeout=10)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("style", ["traffic_percent", "canary_spec"])
+def test_controller_steps_promotes_and_rolls_back(custom_objects_api, style):
+    controller = K8sRolloutController(custom_objects_api, "e2eai", "flight-delay", style)
+    created = controller.apply(
+        inference_service(CLUSTER, model_name="flight-delay", storage_uri=STABLE_URI, version="3")
+    )
+    assert created["spec"]["predictor"]["model"]["storageUri"] == STABLE_URI
+    assert controller.status().canary_version is None
+
+    status = controller.deploy_canary(CANARY_URI, "4", 10)
+    assert (status.canary_version, status.canary_percent) == ("4", 10)
+    assert status.stable_storage_uri == STABLE_URI
+    assert controller.set_canary_percent(50).canary_percent == 50
+    promoted = controller.promote()
+    assert promoted.canary_version is None
+    assert (promoted.stable_version, promoted.stable_storage_uri) == ("4", CANARY_URI)
+    served = controller.get()["spec"]["predictor"]
+    assert served["model"]["storageUri"] == CANARY_URI
+    assert served.get("canaryTrafficPercent") is None
+
+    fifth = "s3://e2eai-artifacts/models/flight-delay/v5/model.onnx"
+    controller.deploy_canary(fifth, "5", 10)
+    rolled = controller.rollback()
+    assert rolled.canary_version is None and rolled.stable_version == "4"
+    isvc = controller.get()
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == CANARY_URI
+    assert not isvc["spec"].get("canary")
+    with pytest.raises(Exception, match="no canary"):
+        controller.promote()

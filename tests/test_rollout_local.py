@@ -1,0 +1,174 @@
+"""Local serving with real processes: weighted split, kill -9 failover, promote and rollback
+under steady load without a failed request, and the ``e2eai rollout`` CLI against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from onnx_fixtures import build_onnx_model, feature_rows
+
+from e2eai import schema
+from e2eai.config import ServingSettings, Settings
+from e2eai.serving.local import LocalServing, ModelSource, free_port, pid_alive, settings_env
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
+NAME = "flight-delay"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "good": build_onnx_model(root / "good.onnx"),
+        "other": build_onnx_model(root / "other.onnx", seed=21),
+    }
+
+
+@pytest.fixture(scope="module")
+def serving(tmp_path_factory: pytest.TempPathFactory, models) -> Iterator[LocalServing]:
+    settings = Settings(
+        home=tmp_path_factory.mktemp("home"),
+        serving=ServingSettings(port=free_port(), model_name=NAME),
+    )
+    manager = LocalServing(settings)
+    manager.start(ModelSource.from_path(models["good"], "1"))
+    try:
+        yield manager
+    finally:
+        manager.stop()
+
+
+@pytest.fixture
+def no_canary(serving: LocalServing) -> Iterator[LocalServing]:
+    yield serving
+    if serving.state().canary is not None:
+        serving.rollback()
+
+
+def _body() -> dict:
+    row = feature_rows(1)[0]
+    return {
+        "inputs": [
+            {"name": f.name, "datatype": f.v2_datatype, "shape": [1, 1], "data": [row[f.name]]}
+            for f in schema.model_features()
+        ]
+    }
+
+
+class SteadyLoad:
+    """Client threads sending inferences back to back; every status is recorded."""
+
+    def __init__(self, endpoint: str, threads: int = 3) -> None:
+        self.endpoint = endpoint
+        self.statuses: list[int] = []
+        self.versions: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+
+    def _run(self) -> None:
+        body = _body()
+        with httpx.Client(base_url=self.endpoint, timeout=20) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.post(f"/v2/models/{NAME}/infer", json=body)
+                    self.statuses.append(response.status_code)
+                    self.versions.append(response.headers.get("x-e2eai-version", "?"))
+                except httpx.HTTPError:
+                    self.statuses.append(-1)
+
+    def __enter__(self) -> SteadyLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+
+def test_traffic_splits_by_weight(no_canary, models):
+    state = no_canary.deploy(ModelSource.from_path(models["other"], "2"), 30)
+    body = _body()
+    with httpx.Client(base_url=state.endpoint, timeout=10) as client:
+        versions = [
+            client.post(f"/v2/models/{NAME}/infer", json=body).headers["x-e2eai-version"]
+            for _ in range(300)
+        ]
+    canary_share = versions.count("2") / len(versions)
+    assert set(versions) == {"1", "2"}
+    assert 0.2 < canary_share < 0.4  # 30 % ± ~4 standard errors
+    assert no_canary.state().canary.weight == 30
+
+
+def test_kill_9_of_the_canary_under_load_loses_no_request(no_canary, models):
+    state = no_canary.deploy(ModelSource.from_path(models["other"], "2"), 50)
+    with SteadyLoad(state.endpoint) as load:
+        time.sleep(1.0)
+        os.kill(state.canary.pid, signal.SIGKILL)
+        killed_at = len(load.statuses)
+        time.sleep(1.5)
+    assert killed_at > 10 and len(load.statuses) > killed_at + 10
+    assert set(load.statuses) == {200}, {s: load.statuses.count(s) for s in set(load.statuses)}
+    assert "2" in load.versions[:killed_at]
+    assert set(load.versions[-5:]) == {"1"}
+    router = no_canary.status()["router"]
+    assert {b["slot"]: b["healthy"] for b in router["backends"]}["canary"] is False
+    no_canary.rollback()
+    assert no_canary.state().canary is None
+
+
+def test_promote_and_rollback_under_steady_load_fail_no_request(serving, models):
+    endpoint = serving.state().endpoint
+    first_stable_pid = serving.state().stable.pid
+    with SteadyLoad(endpoint) as load:
+        serving.deploy(ModelSource.from_path(models["other"], "2"), 50)
+        time.sleep(0.5)
+        serving.promote()
+        time.sleep(0.5)
+        serving.deploy(ModelSource.from_path(models["good"], "3"), 50)
+        time.sleep(0.5)
+        serving.rollback()
+        time.sleep(0.5)
+    assert len(load.statuses) > 50
+    assert set(load.statuses) == {200}, {s: load.statuses.count(s) for s in set(load.statuses)}
+    state = serving.state()
+    assert state.stable.version == "2" and state.canary is None
+    assert {"1", "2", "3"} <= set(load.versions)
+    assert load.versions[-1] == "2"
+    assert not pid_alive(first_stable_pid)  # drained, then stopped
+
+
+def test_rollout_cli_against_local_serving(serving, models):
+    env = {**os.environ, **settings_env(serving.settings)}
+    cli = [str(Path(sys.executable).parent / "e2eai")]
+
+    def run(*args: str) -> dict:
+        done = subprocess.run(
+            [*cli, "rollout", *args, "--json"], env=env, capture_output=True, text=True, timeout=90
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    deployed = run("deploy", "--onnx", str(models["good"]), "--canary", "10")
+    assert deployed["canary"] == {"version": "good", "weight": 10}
+    status = run("status")
+    weights = {b["slot"]: b["weight"] for b in status["router"]["backends"]}
+    assert weights == {"stable": 90, "canary": 10}
+    assert all(b["healthy"] for b in status["router"]["backends"])
+    rolled = run("rollback")
+    assert rolled["canary"] is None
+    done = subprocess.run(
+        [*cli, "rollout", "promote"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and "no canary is deployed" in done.stderr

@@ -1,0 +1,54 @@
+"""The flight transformer: request validation, and served input = training row (Feast)."""
+
+from __future__ import annotations
+
+import pytest
+
+from e2eai.errors import InvalidInferenceRequest
+from e2eai.serving.transformer import _columns, flight_requests_frame
+
+FLIGHT = {
+    "carrier": "UA",
+    "flight": 1545,
+    "origin": "EWR",
+    "dest": "IAH",
+    "tailnum": "N14228",
+    "scheduled_departure": "2013-01-01T05:15:00-05:00",
+    "distance": 1400.0,
+}
+
+
+def test_valid_flights_become_a_typed_frame():
+    frame = flight_requests_frame(_columns([FLIGHT, {**FLIGHT, "flight": 2}]), 10)
+    assert list(frame["flight"]) == [1545, 2]
+    assert str(frame["scheduled_departure"].dt.tz) == "UTC"
+    assert frame["scheduled_departure"].iloc[0].hour == 10  # 05:15 EST = 10:15 UTC
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "fragment"),
+    [
+        ({"flight": 1.5}, "flight", "whole numbers"),
+        ({"flight": 0}, "flight", "outside"),
+        ({"distance": "far"}, "distance", "expected a number"),
+        ({"scheduled_departure": "yesterday"}, "scheduled_departure", "ISO 8601"),
+        ({"scheduled_departure": 1357016100}, "scheduled_departure", "ISO 8601"),
+        ({"carrier": "UNITED"}, "carrier", "longer than 3"),
+        ({"tailnum": None}, "tailnum", "required"),
+        ({"gate": "B12"}, "gate", "unknown field"),
+    ],
+)
+def test_bad_flights_are_refused_naming_the_field(change, field, fragment):
+    with pytest.raises(InvalidInferenceRequest) as info:
+        flight_requests_frame(_columns([{**FLIGHT, **change}]), 10)
+    assert info.value.field == field and fragment in str(info.value)
+
+
+def test_missing_field_and_row_limit():
+    partial = {k: v for k, v in FLIGHT.items() if k != "dest"}
+    with pytest.raises(InvalidInferenceRequest) as info:
+        flight_requests_frame(_columns([partial]), 10)
+    assert info.value.field == "dest"
+    with pytest.raises(InvalidInferenceRequest) as info:
+        flight_requests_frame(_columns([FLIGHT] * 3), 2)
+    assert info.value.status == 413

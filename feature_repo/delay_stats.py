@@ -1,4 +1,5 @@
-"""Trailing arrival-delay rates per route, carrier and origin (landed flights only)."""
+"""Trailing delay rates: arrivals per route, carrier and origin (landed flights only), and
+departure congestion per origin (flights that had already left)."""
 
 from pathlib import Path
 
@@ -31,3 +32,4 @@ def _stats_view(name: str, entity) -> FeatureView:
 route_delay_stats = _stats_view("route_delay_stats", route)
 carrier_delay_stats = _stats_view("carrier_delay_stats", carrier)
 origin_delay_stats = _stats_view("origin_delay_stats", origin)
+origin_departure_stats = _stats_view("origin_departure_stats", origin)

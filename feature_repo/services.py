@@ -1,6 +1,11 @@
 """The feature service the flight-delay model reads, at training and at serving time."""
 
-from delay_stats import carrier_delay_stats, origin_delay_stats, route_delay_stats
+from delay_stats import (
+    carrier_delay_stats,
+    origin_delay_stats,
+    origin_departure_stats,
+    route_delay_stats,
+)
 from feast import FeatureService
 from planes import plane_attributes
 from weather import origin_weather_hourly
@@ -15,6 +20,7 @@ flight_delay_model = FeatureService(
         route_delay_stats,
         carrier_delay_stats,
         origin_delay_stats,
+        origin_departure_stats,
     ],
     description="Every feature-view input of the flight arrival-delay model.",
 )

@@ -58,8 +58,9 @@ class FeatureSettings(_Section):
 
     repo: Path = Field(Path("feature_repo"), description="Feast repo (feature_store.yaml).")
     source_uri: str | None = Field(
-        None, description="Where feature-view Parquet sources live on a cluster (s3://…); "
-        "locally they are in the repo's data/ folder."
+        None,
+        description="Where feature-view Parquet sources live on a cluster (s3://…); "
+        "locally they are in the repo's data/ folder.",
     )
     windows_hours: tuple[int, ...] = Field(
         (24, 168), description="Trailing windows for delay rates per route, carrier and origin."
@@ -77,7 +78,10 @@ class FeatureSettings(_Section):
 class ArtifactSettings(_Section):
     """The artifact store: a local directory or an S3 bucket (MinIO, AWS, moto)."""
 
-    uri: str = Field("runs/artifacts", description="Local directory or s3://bucket/prefix.")
+    uri: str = Field(
+        "runs/artifacts",
+        description="Local directory or s3://bucket/prefix (default: <home>/artifacts).",
+    )
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto).")
     s3_region: str = "us-east-1"
 
@@ -130,7 +134,8 @@ class ExportSettings(_Section):
 
 class RegistrySettings(_Section):
     database_url: str = Field(
-        "sqlite:///runs/registry.db", description="SQLAlchemy URL of the registry database."
+        "sqlite:///runs/registry.db",
+        description="SQLAlchemy URL of the registry database (default: SQLite in <home>).",
     )
 
 
@@ -202,6 +207,20 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     serving: ServingSettings = ServingSettings()
     pipeline: PipelineSettings = PipelineSettings()
+
+    @model_validator(mode="after")
+    def _local_stores_follow_home(self) -> Settings:
+        # Unless set explicitly, the artifact directory and the registry database live in
+        # ``home``, so that E2EAI_HOME alone moves a whole local deployment.
+        if "uri" not in self.artifacts.model_fields_set:
+            artifacts = self.artifacts.model_copy(update={"uri": str(self.home / "artifacts")})
+            object.__setattr__(self, "artifacts", artifacts)
+        if "database_url" not in self.registry.model_fields_set:
+            url = f"sqlite:///{self.home / 'registry.db'}"
+            object.__setattr__(
+                self, "registry", self.registry.model_copy(update={"database_url": url})
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -96,6 +96,11 @@ REQUEST_FIELDS: tuple[RequestField, ...] = (
     RequestField("distance", "float", "Great-circle distance in miles.", minimum=1, maximum=5000),
 )
 
+STATS_HEARTBEAT = timedelta(days=1)
+"""Trailing statistics are re-stamped at least this often, even when unchanged…"""
+STATS_TTL = timedelta(days=2)
+"""…so their feature views can have a short TTL, which keeps point-in-time joins small."""
+
 FEATURE_VIEWS: tuple[FeatureView, ...] = (
     FeatureView(
         "origin_weather_hourly",
@@ -112,20 +117,27 @@ FEATURE_VIEWS: tuple[FeatureView, ...] = (
     FeatureView(
         "route_delay_stats",
         "route",
-        timedelta(days=30),
+        STATS_TTL,
         "Trailing arrival-delay rates of flights on the route that had already landed.",
     ),
     FeatureView(
         "carrier_delay_stats",
         "carrier",
-        timedelta(days=30),
+        STATS_TTL,
         "Trailing arrival-delay rates of the airline's flights that had already landed.",
     ),
     FeatureView(
         "origin_delay_stats",
         "origin",
-        timedelta(days=30),
+        STATS_TTL,
         "Trailing arrival-delay rates of flights from the airport that had already landed.",
+    ),
+    FeatureView(
+        "origin_departure_stats",
+        "origin",
+        STATS_TTL,
+        "Departure congestion: trailing departure-delay rates of flights that had already "
+        "left the airport.",
     ),
 )
 
@@ -136,6 +148,25 @@ STATS_ENTITIES: tuple[str, ...] = ("route", "carrier", "origin")
 """Entities whose trailing delay rates are features."""
 
 DEFAULT_WINDOWS_HOURS: tuple[int, ...] = (24, 168)
+
+DEPARTURE_WINDOWS_HOURS: tuple[int, ...] = (1, 3)
+"""Short windows of departure congestion at the origin (ground stops, storms)."""
+DEPARTURE_STATS_VIEW = "origin_departure_stats"
+
+
+def departure_feature_names(window_hours: int) -> tuple[str, str]:
+    """Column names of the departures and smoothed departure-delay rate of a window."""
+    return f"origin_departures_{window_hours}h", f"origin_dep_delay_rate_{window_hours}h"
+
+
+def stats_defaults(windows_hours: tuple[int, ...], rate_prior: float) -> dict[str, float]:
+    """Value of each trailing statistic when the store has none: no flights, prior rate."""
+    defaults: dict[str, float] = {}
+    names = [stats_feature_names(e, w) for e in STATS_ENTITIES for w in windows_hours]
+    names += [departure_feature_names(w) for w in DEPARTURE_WINDOWS_HOURS]
+    for count, rate in names:
+        defaults[count], defaults[rate] = 0.0, rate_prior
+    return defaults
 
 
 def stats_feature_names(entity: str, window_hours: int) -> tuple[str, str]:
@@ -171,6 +202,18 @@ def _stats_features(windows_hours: tuple[int, ...]) -> tuple[Feature, ...]:
                     view,
                 )
             )
+    for window in DEPARTURE_WINDOWS_HOURS:
+        count, rate = departure_feature_names(window)
+        features.append(
+            Feature(count, "numeric", "feature_view",
+                    f"Flights that left the origin in the trailing {window} h.", 0, None,
+                    DEPARTURE_STATS_VIEW)
+        )  # fmt: skip
+        features.append(
+            Feature(rate, "numeric", "feature_view",
+                    f"Smoothed share of them that left 15+ min late ({window} h).", 0, 1,
+                    DEPARTURE_STATS_VIEW)
+        )  # fmt: skip
     return tuple(features)
 
 

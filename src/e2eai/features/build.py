@@ -16,7 +16,15 @@ from e2eai.data.prepare import load_prepared
 from e2eai.features.definitions import SOURCES_DIR, source_file
 from e2eai.features.model_input import SCHEDULED_DEPARTURE
 from e2eai.features.trailing import delay_stats_snapshots
-from e2eai.schema import EVENT_TIMESTAMP, FLIGHT_ID, LABEL, STATS_ENTITIES
+from e2eai.schema import (
+    DEPARTURE_STATS_VIEW,
+    DEPARTURE_WINDOWS_HOURS,
+    EVENT_TIMESTAMP,
+    FLIGHT_ID,
+    LABEL,
+    STATS_ENTITIES,
+    departure_feature_names,
+)
 
 FLIGHTS_TABLE = "flights"
 PLANES_VALID_FROM = pd.Timestamp("2000-01-01", tz="UTC")
@@ -24,7 +32,7 @@ PLANES_VALID_FROM = pd.Timestamp("2000-01-01", tz="UTC")
 
 ENTITY_COLUMNS: tuple[str, ...] = (
     FLIGHT_ID, EVENT_TIMESTAMP, "origin", "tailnum", "carrier", "route", "dest", "flight",
-    "distance", LABEL, "arr_delay", "dep_delay", "arrived_at",
+    "distance", LABEL, "arr_delay", "dep_delay", "arrived_at", "departed_at",
 )  # fmt: skip
 
 
@@ -66,6 +74,17 @@ def build_feature_tables(settings: Settings) -> FeatureTables:
         tables[f"{entity}_delay_stats"] = delay_stats_snapshots(
             flights, entity, cfg.windows_hours, cfg.rate_prior, cfg.rate_prior_weight
         )
+    dep_delay = flights["dep_delay"] >= settings.data.delay_threshold_minutes
+    tables[DEPARTURE_STATS_VIEW] = delay_stats_snapshots(
+        flights.assign(dep_delayed=dep_delay.astype("int8")),
+        "origin",
+        DEPARTURE_WINDOWS_HOURS,
+        cfg.rate_prior,
+        cfg.rate_prior_weight,
+        at="departed_at",
+        delayed="dep_delayed",
+        names=departure_feature_names,
+    )
     rows = {name: _write(frame, repo / source_file(name)) for name, frame in tables.items()}
 
     entities = flights[list(ENTITY_COLUMNS)].copy()

@@ -1,0 +1,111 @@
+"""int8 dynamic quantisation with ONNX Runtime, kept only when it costs little AUC."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from e2eai.export.signature import onnx_feed, onnx_proba
+
+
+@dataclass(frozen=True)
+class QuantizationDecision:
+    """Whether the int8 model replaces the fp32 one, and why."""
+
+    keep: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class QuantizationReport:
+    """Size, latency (batch 256, median) and holdout AUC of fp32 vs int8, and the decision."""
+
+    keep: bool
+    reason: str
+    int8_path: Path
+    fp32_bytes: int
+    int8_bytes: int
+    fp32_latency_ms: float
+    int8_latency_ms: float
+    fp32_roc_auc: float
+    int8_roc_auc: float
+    auc_loss: float
+
+
+def decide_quantization(
+    fp32_auc: float, int8_auc: float, fp32_bytes: int, int8_bytes: int, max_auc_loss: float
+) -> QuantizationDecision:
+    """Keep int8 only if it is smaller and loses at most ``max_auc_loss`` holdout ROC-AUC."""
+    loss = fp32_auc - int8_auc
+    if int8_bytes >= fp32_bytes:
+        return QuantizationDecision(
+            False,
+            f"int8 model is not smaller ({int8_bytes} ≥ {fp32_bytes} bytes): nothing "
+            "to quantise (no MatMul/Gemm weights)",
+        )
+    if loss > max_auc_loss:
+        return QuantizationDecision(
+            False, f"int8 loses {loss:.4f} ROC-AUC > export.quantize_max_auc_loss {max_auc_loss}"
+        )
+    return QuantizationDecision(
+        True,
+        f"int8 loses {loss:+.4f} ROC-AUC ≤ {max_auc_loss} and is "
+        f"{fp32_bytes / int8_bytes:.1f}× smaller",
+    )
+
+
+def session(path: Path):
+    """A single-threaded ONNX Runtime CPU session (predictable on shared cores)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def median_latency_ms(sess, frame: pd.DataFrame, batch: int, repeats: int = 20) -> float:
+    """Median wall time of one ``batch``-row inference (rows repeated if the frame is short)."""
+    rows = frame.iloc[np.arange(batch) % len(frame)]
+    feed = onnx_feed(rows)
+    sess.run(None, feed)  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        sess.run(None, feed)
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.median(times))
+
+
+def quantize_and_compare(
+    fp32_path: Path, holdout: pd.DataFrame, y: np.ndarray, max_auc_loss: float
+) -> QuantizationReport:
+    """Quantise ``fp32_path`` dynamically (int8 weights) and decide whether to keep it."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    int8_path = fp32_path.with_name(
+        fp32_path.name.replace(".fp32", "").replace(".onnx", ".int8.onnx")
+    )
+    quantize_dynamic(fp32_path, int8_path, weight_type=QuantType.QInt8)
+    fp32, int8 = session(fp32_path), session(int8_path)
+    fp32_auc = float(roc_auc_score(y, onnx_proba(fp32, holdout)))
+    int8_auc = float(roc_auc_score(y, onnx_proba(int8, holdout)))
+    sizes = fp32_path.stat().st_size, int8_path.stat().st_size
+    decision = decide_quantization(fp32_auc, int8_auc, *sizes, max_auc_loss)
+    return QuantizationReport(
+        keep=decision.keep,
+        reason=decision.reason,
+        int8_path=int8_path,
+        fp32_bytes=sizes[0],
+        int8_bytes=sizes[1],
+        fp32_latency_ms=median_latency_ms(fp32, holdout, 256),
+        int8_latency_ms=median_latency_ms(int8, holdout, 256),
+        fp32_roc_auc=fp32_auc,
+        int8_roc_auc=int8_auc,
+        auc_loss=fp32_auc - int8_auc,
+    )

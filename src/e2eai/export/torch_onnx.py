@@ -1,0 +1,138 @@
+"""torch MLP → ONNX, with the category lookup composed in front as ai.onnx.ml LabelEncoders.
+
+The exported torch graph takes ``numeric`` [N, F] float32 and ``category_index`` [N, C]
+int64 (imputation and normalisation are module buffers inside it). A small prefix graph
+turns the per-feature inputs of the contract into those two tensors: Concat of the numeric
+columns and, per categorical feature, a LabelEncoder (string → index, unknown → 0).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import torch
+from onnx import TensorProto, helper
+
+from e2eai.errors import ModelArtifactError
+from e2eai.export.signature import OUTPUT_NAME, input_signature
+from e2eai.training.mlp import TabularMLP, load_mlp
+from e2eai.training.tabular_spec import TabularSpec
+
+_ML_DOMAIN = "ai.onnx.ml"
+_ML_OPSET = 3  # LabelEncoder with keys_strings / values_int64s / default_int64
+
+
+class _ProbabilityModule(torch.nn.Module):
+    """The MLP with a sigmoid on top: the exported graph outputs probabilities."""
+
+    def __init__(self, model: TabularMLP) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, numeric: torch.Tensor, category_index: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model(numeric, category_index))
+
+
+def _export_core(model: TabularMLP, spec: TabularSpec) -> onnx.ModelProto:
+    wrapper = _ProbabilityModule(model).eval()
+    batch = torch.export.Dim("batch", min=1)
+    example = (
+        torch.zeros(4, len(spec.numeric), dtype=torch.float32),
+        torch.zeros(4, len(spec.categorical), dtype=torch.int64),
+    )
+    program = torch.onnx.export(
+        wrapper,
+        example,
+        input_names=["numeric", "category_index"],
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes=({0: batch}, {0: batch}),
+        external_data=False,
+        dynamo=True,
+        verbose=False,
+    )
+    return program.model_proto
+
+
+def _lookup_prefix(spec: TabularSpec, opset: int, ir_version: int) -> onnx.ModelProto:
+    """Per-feature raw inputs → ``numeric`` and ``category_index`` tensors."""
+    # Graph inputs in schema order, whatever order the spec's tensors use.
+    inputs = [
+        helper.make_tensor_value_info(
+            name, TensorProto.FLOAT if dtype == "float32" else TensorProto.STRING, ["batch", 1]
+        )
+        for name, dtype in input_signature()
+    ]
+    nodes = []
+    nodes.append(
+        helper.make_node("Concat", spec.numeric, ["numeric"], axis=1, name="concat_numeric")
+    )
+    index_names = []
+    for name in spec.categorical:
+        vocab = spec.vocab[name]
+        index_names.append(f"{name}__index")
+        nodes.append(
+            helper.make_node(
+                "LabelEncoder",
+                [name],
+                [f"{name}__index"],
+                domain=_ML_DOMAIN,
+                name=f"lookup_{name}",
+                keys_strings=vocab or [""],  # an empty vocabulary still needs one key
+                values_int64s=list(range(1, len(vocab) + 1)) or [0],
+                default_int64=0,
+            )
+        )
+    nodes.append(
+        helper.make_node(
+            "Concat", index_names, ["category_index"], axis=1, name="concat_categories"
+        )
+    )
+    graph = helper.make_graph(
+        nodes,
+        "category_lookup",
+        inputs,
+        [
+            helper.make_tensor_value_info(
+                "numeric", TensorProto.FLOAT, ["batch", len(spec.numeric)]
+            ),
+            helper.make_tensor_value_info(
+                "category_index", TensorProto.INT64, ["batch", len(spec.categorical)]
+            ),
+        ],
+    )
+    return helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(_ML_DOMAIN, _ML_OPSET)],
+        ir_version=ir_version,
+    )
+
+
+def torch_to_onnx(model_dir: Path, out_path: Path) -> Path:
+    """Export the torch model in ``model_dir`` to one self-contained ONNX file."""
+    model, spec = load_mlp(model_dir)
+    expected = {name for name, _ in input_signature()}
+    if set(spec.numeric) | set(spec.categorical) != expected:
+        raise ModelArtifactError(
+            f"{model_dir}: the model's features differ from schema.model_features(); "
+            "retrain it before exporting"
+        )
+    core = _export_core(model, spec)
+    opset = next(o.version for o in core.opset_import if o.domain in ("", "ai.onnx"))
+    prefix = _lookup_prefix(spec, opset, core.ir_version)
+    merged = onnx.compose.merge_models(
+        prefix,
+        core,
+        io_map=[("numeric", "numeric"), ("category_index", "category_index")],
+        prefix1="",
+        prefix2="",
+    )
+    merged.graph.name = "flight_delay_torch_mlp"
+    # merge_models lists each model's opset imports; tools (the quantiser) want one per domain.
+    unique = {o.domain or "": o.version for o in merged.opset_import}
+    del merged.opset_import[:]
+    merged.opset_import.extend(helper.make_opsetid(d, v) for d, v in unique.items())
+    onnx.checker.check_model(merged, full_check=True)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(merged, out_path)
+    return out_path

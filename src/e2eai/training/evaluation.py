@@ -1,0 +1,103 @@
+"""Holdout metrics, per-slice ROC-AUC and the plots people look at (ROC, calibration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+SLICE_COLUMNS = ("carrier", "origin")
+_MIN_SLICE_ROWS = 30
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    return float(skm.roc_auc_score(y, p)) if len(np.unique(y)) == 2 else None
+
+
+def holdout_metrics(
+    y: np.ndarray, p: np.ndarray, threshold: float, slices: pd.DataFrame | None = None
+) -> dict:
+    """ROC-AUC, PR-AUC, log-loss, Brier, P/R/F1 at ``threshold`` and per-slice ROC-AUC.
+
+    A slice with fewer than 30 rows or a single class gets no AUC (None): too few to judge.
+    """
+    y = np.asarray(y).astype(int)
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    predicted = (p >= threshold).astype(int)
+    result: dict = {
+        "rows": len(y),
+        "positive_rate": float(y.mean()) if len(y) else float("nan"),
+        "roc_auc": _auc(y, p),
+        "pr_auc": float(skm.average_precision_score(y, p)),
+        "log_loss": float(skm.log_loss(y, p, labels=[0, 1])),
+        "brier": float(skm.brier_score_loss(y, p)),
+        "threshold": threshold,
+        "precision": float(skm.precision_score(y, predicted, zero_division=0)),
+        "recall": float(skm.recall_score(y, predicted, zero_division=0)),
+        "f1": float(skm.f1_score(y, predicted, zero_division=0)),
+    }
+    if slices is not None:
+        per_slice: dict[str, dict[str, float | None]] = {}
+        for column in SLICE_COLUMNS:
+            if column not in slices.columns:
+                continue
+            keys = slices[column].fillna("").astype(str).to_numpy()
+            per_slice[column] = {
+                key: (
+                    _auc(y[keys == key], p[keys == key])
+                    if (keys == key).sum() >= _MIN_SLICE_ROWS
+                    else None
+                )
+                for key in sorted(set(keys))
+            }
+        result["slices"] = per_slice
+    return result
+
+
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
+    """ROC curves of several models on the same holdout, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, (y, p) in curves.items():
+        fpr, tpr, _ = skm.roc_curve(y, p)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {skm.roc_auc_score(y, p):.3f})")
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, holdout")
+    ax.legend(loc="lower right")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_calibration(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, bins: int = 10
+) -> Path:
+    """Reliability diagram (mean predicted vs observed delay rate per quantile bin)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.calibration import calibration_curve
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, (y, p) in curves.items():
+        observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="quantile")
+        ax.plot(predicted, observed, marker="o", label=name)
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    ax.set(
+        xlabel="mean predicted P(delayed)",
+        ylabel="observed delay rate",
+        title="Calibration, holdout",
+    )
+    ax.legend(loc="upper left")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -1,0 +1,67 @@
+"""The hyper-parameter search space, defined once as data.
+
+Optuna samples from it here; on a cluster the same specs render as the ``parameters`` of a
+Katib Experiment (``katib_parameters``), so the two searches cannot drift apart. Names are
+fields of ``TrainingSettings`` / ``MLPParams``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One searched hyper-parameter: a float/int range (optionally log-scaled) or choices."""
+
+    name: str
+    kind: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: int | None = None
+    choices: tuple[Any, ...] = ()
+
+
+SEARCH_SPACE: tuple[ParamSpec, ...] = (
+    ParamSpec("learning_rate", "float", 1e-4, 3e-2, log=True),
+    ParamSpec("hidden_width", "int", 32, 256, step=32),
+    ParamSpec("depth", "int", 1, 4),
+    ParamSpec("dropout", "float", 0.0, 0.5),
+    ParamSpec("optimizer", "categorical", choices=("adam", "sgd", "rmsprop")),
+    ParamSpec("batch_size", "categorical", choices=(256, 512, 1024, 2048)),
+)
+
+
+def suggest(trial: Any, space: tuple[ParamSpec, ...] = SEARCH_SPACE) -> dict[str, Any]:
+    """Sample one point of ``space`` with an Optuna trial."""
+    params: dict[str, Any] = {}
+    for spec in space:
+        if spec.kind == "float":
+            params[spec.name] = trial.suggest_float(spec.name, spec.low, spec.high, log=spec.log)
+        elif spec.kind == "int":
+            params[spec.name] = trial.suggest_int(
+                spec.name, int(spec.low), int(spec.high), step=spec.step or 1
+            )
+        else:
+            params[spec.name] = trial.suggest_categorical(spec.name, list(spec.choices))
+    return params
+
+
+def katib_parameters(space: tuple[ParamSpec, ...] = SEARCH_SPACE) -> list[dict[str, Any]]:
+    """The space as Katib ``spec.parameters`` (parameterType + feasibleSpace)."""
+    rendered = []
+    for spec in space:
+        if spec.kind == "categorical":
+            feasible = {"list": [str(choice) for choice in spec.choices]}
+            kind = "categorical"
+        else:
+            feasible = {"min": str(spec.low), "max": str(spec.high)}
+            if spec.step:
+                feasible["step"] = str(spec.step)
+            if spec.log:
+                feasible["distribution"] = "logUniform"
+            kind = "double" if spec.kind == "float" else "int"
+        rendered.append({"name": spec.name, "parameterType": kind, "feasibleSpace": feasible})
+    return rendered

@@ -1,0 +1,111 @@
+"""What a torch model must know about its inputs: vocabularies and numeric statistics.
+
+Saved next to the weights (``model_spec.json``) so that the model, its ONNX export and a
+later fine-tune all look categories up the same way: index 0 is "unknown" (and missing),
+known categories are 1..K in the order they were first learned. Indices never move, so a
+fine-tune can append categories the champion never saw.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from e2eai import schema
+from e2eai.training.columns import MISSING_CATEGORY, model_input_frame
+
+
+@dataclass(frozen=True)
+class MLPParams:
+    """Architecture and optimiser hyper-parameters of the tabular MLP."""
+
+    learning_rate: float = 2e-3
+    hidden_width: int = 128
+    depth: int = 2
+    dropout: float = 0.1
+    optimizer: str = "adam"
+    batch_size: int = 1024
+    embedding_dim: int = 8
+
+
+@dataclass(frozen=True)
+class TabularSpec:
+    """Input columns, category vocabularies and numeric fill/mean/std of one torch model."""
+
+    numeric: list[str]
+    categorical: list[str]
+    vocab: dict[str, list[str]]
+    fill: list[float]
+    mean: list[float]
+    std: list[float]
+    params: MLPParams = field(default_factory=MLPParams)
+
+    @classmethod
+    def fit(cls, train: pd.DataFrame, params: MLPParams) -> TabularSpec:
+        """Learn vocabularies (sorted, so reproducible) and statistics from the training part."""
+        x = model_input_frame(train)
+        numeric, categorical = schema.numeric_features(), schema.categorical_features()
+        values = x[numeric].to_numpy(np.float64)
+        with np.errstate(all="ignore"):
+            fill = np.nanmedian(values, axis=0)
+        fill = np.where(np.isnan(fill), 0.0, fill)  # an all-missing column imputes 0
+        filled = np.where(np.isnan(values), fill, values)
+        std = filled.std(axis=0)
+        vocab = {
+            name: sorted(v for v in x[name].unique() if v != MISSING_CATEGORY)
+            for name in categorical
+        }
+        return cls(
+            numeric=numeric,
+            categorical=categorical,
+            vocab=vocab,
+            fill=fill.tolist(),
+            mean=filled.mean(axis=0).tolist(),
+            std=np.where(std < 1e-6, 1.0, std).tolist(),
+            params=params,
+        )
+
+    def cardinalities(self) -> list[int]:
+        """Embedding rows per categorical feature (one more than the vocabulary: unknown)."""
+        return [len(self.vocab[name]) + 1 for name in self.categorical]
+
+    def with_params(self, params: MLPParams) -> TabularSpec:
+        return TabularSpec(
+            self.numeric, self.categorical, self.vocab, self.fill, self.mean, self.std, params
+        )
+
+    def extended_with(self, frame: pd.DataFrame) -> TabularSpec:
+        """This spec with categories of ``frame`` it has not seen appended (old indices kept)."""
+        x = model_input_frame(frame)
+        vocab = {}
+        for name in self.categorical:
+            known = set(self.vocab[name])
+            new = sorted(v for v in x[name].unique() if v not in known and v != MISSING_CATEGORY)
+            vocab[name] = [*self.vocab[name], *new]
+        return TabularSpec(
+            self.numeric, self.categorical, vocab, self.fill, self.mean, self.std, self.params
+        )
+
+    def encode(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Raw numeric values (float32, NaN kept) and category indices (int64, unknown → 0)."""
+        x = model_input_frame(frame)
+        numeric = x[self.numeric].to_numpy(np.float32)
+        indices = np.zeros((len(x), len(self.categorical)), dtype=np.int64)
+        for j, name in enumerate(self.categorical):
+            lookup = {value: i + 1 for i, value in enumerate(self.vocab[name])}
+            indices[:, j] = x[name].map(lookup).fillna(0).to_numpy(np.int64)
+        return numeric, indices
+
+    def save(self, path: Path) -> Path:
+        path.write_text(json.dumps(asdict(self), indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> TabularSpec:
+        raw = json.loads(path.read_text())
+        raw["params"] = MLPParams(**raw["params"])
+        return cls(**raw)

@@ -1,0 +1,211 @@
+"""ONNX export: the contract's signature, parity with the framework (NaN, unknown and missing
+categories included), the parity gate, int8 quantisation and registry attachment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+from synthetic import small_training_settings, synthetic_frame
+
+from e2eai import schema
+from e2eai.config import ExportSettings
+from e2eai.errors import ExportParityError
+from e2eai.export import export_model
+from e2eai.export.quantize import decide_quantization, session
+from e2eai.export.signature import onnx_proba
+from e2eai.registry import ModelRegistry
+from e2eai.storage import sha256_file
+from e2eai.training.baselines import fit_pipeline
+from e2eai.training.launcher import train_torch
+from e2eai.training.model_io import load_model, save_sklearn, write_info
+from e2eai.training.split import time_split
+from e2eai.training.tabular_spec import MLPParams, TabularSpec
+from e2eai.training.torch_job import TorchJob
+from e2eai.training.torch_training import write_inputs
+
+TORCH_ONNX = "torch_mlp"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Trained models of all three families and a holdout with awkward values."""
+    tmp = tmp_path_factory.mktemp("export")
+    frame = synthetic_frame(3000, days=75, seed=7)
+    split = time_split(frame, date(2013, 1, 1), date(2013, 2, 28), 10, 14)
+    train_path, validation_path = write_inputs(split.train, split.validation, tmp / "data")
+    spec = TabularSpec.fit(split.train, MLPParams(batch_size=256, hidden_width=64))
+    job = TorchJob(
+        str(train_path),
+        str(validation_path),
+        str(spec.save(tmp / "spec.json")),
+        str(tmp / "torch"),
+        spec.params,
+        epochs=3,
+        patience=3,
+    )
+    train_torch(job, workers=1)
+    dirs = {TORCH_ONNX: tmp / "torch" / "model"}
+    write_info(dirs[TORCH_ONNX], "torch_mlp", {})
+    for family in ("logreg", "hist_gb"):
+        dirs[family] = save_sklearn(fit_pipeline(family, split.train), tmp / family, family, {})
+
+    holdout = split.holdout.copy()
+    n = len(holdout)
+    holdout.loc[holdout.index[:20], "carrier"] = "ZZ"  # never seen in training
+    holdout.loc[holdout.index[20:40], "dest"] = None  # missing category
+    holdout.loc[holdout.index[40:60], "engine_type"] = "Electric"
+    for column in ("temp", "distance", "route_delay_rate_24h"):  # NaN where training had none
+        holdout.loc[holdout.index[np.arange(60, n, 7)], column] = np.nan
+    return tmp, dirs, holdout
+
+
+@pytest.fixture(scope="module")
+def exported(workspace):
+    tmp, dirs, holdout = workspace
+    return {
+        family: export_model(model_dir, holdout, tmp / "onnx" / family, ExportSettings())
+        for family, model_dir in dirs.items()
+    }
+
+
+@pytest.mark.parametrize("family", [TORCH_ONNX, "logreg", "hist_gb"])
+def test_graph_follows_the_onnx_contract(exported, family):
+    model = onnx.load(exported[family].onnx_path)
+    inputs = [(i.name, i.type.tensor_type) for i in model.graph.input]
+    features = schema.model_features()
+    assert [name for name, _ in inputs] == [f.name for f in features]
+    for (_, tensor), feature in zip(inputs, features, strict=True):
+        expected = onnx.TensorProto.FLOAT if feature.kind == "numeric" else onnx.TensorProto.STRING
+        assert tensor.elem_type == expected, feature.name
+        assert len(tensor.shape.dim) == 2 and tensor.shape.dim[1].dim_value == 1
+        assert not tensor.shape.dim[0].HasField("dim_value")  # dynamic batch axis
+    (output,) = model.graph.output
+    assert output.name == "probability"
+    assert output.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+@pytest.mark.parametrize("family", [TORCH_ONNX, "logreg", "hist_gb"])
+def test_parity_with_framework_including_nan_and_unknown(workspace, exported, family):
+    _, dirs, holdout = workspace
+    result = exported[family]
+    assert result.parity.rows == len(holdout)
+    assert result.parity.max_abs_diff <= 1e-4
+    # Independently: the awkward rows (unknown/missing categories, NaN) agree too.
+    awkward = holdout.iloc[:80]
+    framework = load_model(dirs[family]).predict_proba(awkward)
+    ort = onnx_proba(session(result.fp32_path), awkward)
+    assert np.isfinite(ort).all()
+    np.testing.assert_allclose(ort, framework, atol=1e-4)
+    # Unknown categories really change the input (not silently dropped rows).
+    assert len(ort) == 80
+
+
+def test_torch_lookup_maps_unknown_to_index_zero(workspace, exported):
+    _, _dirs, holdout = workspace
+    sess = session(exported[TORCH_ONNX].fp32_path)
+    row = holdout.iloc[[100]].copy()
+    as_unknown, as_missing = row.copy(), row.copy()
+    as_unknown["carrier"] = "never-seen"
+    as_missing["carrier"] = None
+    assert onnx_proba(sess, as_unknown) == pytest.approx(onnx_proba(sess, as_missing), abs=1e-7)
+    assert onnx_proba(sess, as_unknown) != pytest.approx(onnx_proba(sess, row), abs=1e-7)
+
+
+def test_parity_gate_fails_with_the_numbers(workspace, tmp_path):
+    _, dirs, holdout = workspace
+    with pytest.raises(ExportParityError) as info:
+        export_model(dirs["logreg"], holdout, tmp_path, ExportSettings(parity_atol=1e-12))
+    assert info.value.max_abs_diff > 1e-12
+    assert info.value.rows == len(holdout)
+    assert "parity_atol" in str(info.value) and "logreg" in str(info.value)
+
+
+def test_quantisation_report_and_decision(exported):
+    report = exported[TORCH_ONNX].quantization
+    assert report is not None
+    assert report.int8_bytes < report.fp32_bytes  # MatMul weights became int8
+    assert report.auc_loss == pytest.approx(report.fp32_roc_auc - report.int8_roc_auc)
+    expected = decide_quantization(
+        report.fp32_roc_auc, report.int8_roc_auc, report.fp32_bytes, report.int8_bytes, 0.005
+    )
+    assert report.keep is expected.keep
+    served = exported[TORCH_ONNX].onnx_path.read_bytes()
+    chosen = report.int8_path if report.keep else exported[TORCH_ONNX].fp32_path
+    assert served == chosen.read_bytes()
+    # Trees have no weights to quantise: never kept.
+    assert exported["hist_gb"].quantization.keep is False
+
+
+@pytest.mark.parametrize(
+    ("fp32_auc", "int8_auc", "sizes", "keep"),
+    [
+        (0.750, 0.748, (1000, 400), True),  # small loss, smaller file
+        (0.750, 0.740, (1000, 400), False),  # loses 0.01 > 0.005
+        (0.750, 0.752, (1000, 400), True),  # int8 even better
+        (0.750, 0.750, (1000, 1010), False),  # nothing was quantised
+    ],
+)
+def test_decide_quantization(fp32_auc, int8_auc, sizes, keep):
+    decision = decide_quantization(fp32_auc, int8_auc, *sizes, max_auc_loss=0.005)
+    assert decision.keep is keep
+    assert decision.reason
+
+
+def test_cli_exports_a_registered_version(workspace, tmp_path):
+    """``e2eai export --json --version V`` converts, checks parity and attaches model.onnx."""
+    _, dirs, holdout = workspace
+    settings = small_training_settings(tmp_path)
+    holdout_path = tmp_path / "holdout.parquet"
+    holdout.to_parquet(holdout_path)
+    model_dir = dirs["hist_gb"]
+    with ModelRegistry.from_settings(settings) as registry:
+        version = registry.register(
+            name=settings.serving.model_name,
+            family="hist_gb",
+            artifacts={
+                "model.joblib": model_dir / "model.joblib",
+                "model_info.json": model_dir / "model_info.json",
+                "holdout.parquet": holdout_path,
+            },
+            metrics={"roc_auc": 0.7},
+            params={},
+            lineage={"feature_service": "x"},
+        ).version
+    env = {
+        **os.environ,
+        "E2EAI_HOME": str(tmp_path),
+        "E2EAI_REGISTRY__DATABASE_URL": settings.registry.database_url,
+        "E2EAI_ARTIFACTS__URI": settings.artifacts.uri,
+    }
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("e2eai")),
+            "export",
+            "--json",
+            "--version",
+            str(version),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["model_version"] == version
+    assert out["parity_max_abs_diff"] <= 1e-4
+    assert out["quantized"] is False
+    assert out["sha256"] == sha256_file(Path(out["onnx_path"]))
+    with ModelRegistry.from_settings(settings) as registry:
+        assert registry.get(version).artifacts["model.onnx"].sha256 == out["sha256"]
+    assert pd.read_parquet(holdout_path).shape == holdout.shape

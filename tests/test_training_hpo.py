@@ -1,0 +1,56 @@
+"""Hyper-parameter search: one space as data, Optuna trials, a results table, Katib form."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+from synthetic import small_training_settings, synthetic_frame
+
+from e2eai.training.hpo import run_hpo
+from e2eai.training.search_space import SEARCH_SPACE, katib_parameters
+from e2eai.training.split import time_split
+from e2eai.training.tabular_spec import MLPParams, TabularSpec
+from e2eai.training.torch_training import write_inputs
+
+
+def test_search_space_covers_the_issue_parameters():
+    names = {spec.name for spec in SEARCH_SPACE}
+    assert names == {"learning_rate", "hidden_width", "depth", "dropout", "optimizer", "batch_size"}
+    optimizer = next(s for s in SEARCH_SPACE if s.name == "optimizer")
+    assert set(optimizer.choices) == {"sgd", "adam", "rmsprop"}
+    # Every name is an MLP hyper-parameter the trainer understands.
+    assert names <= set(MLPParams.__dataclass_fields__)
+
+
+def test_katib_rendering_follows_the_space():
+    rendered = {p["name"]: p for p in katib_parameters()}
+    assert rendered["learning_rate"]["parameterType"] == "double"
+    assert rendered["learning_rate"]["feasibleSpace"]["distribution"] == "logUniform"
+    assert rendered["depth"]["parameterType"] == "int"
+    assert rendered["optimizer"]["feasibleSpace"]["list"] == ["adam", "sgd", "rmsprop"]
+
+
+def test_optuna_search_writes_trials_table_and_best_params(tmp_path):
+    frame = synthetic_frame(1500, days=40, seed=6)
+    split = time_split(frame, date(2013, 1, 1), date(2013, 2, 9), 8, 0, require_holdout=False)
+    train_path, validation_path = write_inputs(split.train, split.validation, tmp_path / "data")
+    settings = small_training_settings(tmp_path, epochs=2)
+    spec = TabularSpec.fit(split.train, MLPParams())
+    result = run_hpo(
+        train_path,
+        validation_path,
+        spec,
+        tmp_path / "hpo",
+        settings.training,
+        n_trials=4,
+        timeout_seconds=None,
+    )
+
+    table = pd.read_csv(result.trials_csv)
+    assert len(table) == result.trials == 4
+    assert {f"params_{s.name}" for s in SEARCH_SPACE} <= set(table.columns)
+    assert result.best_validation_auc == table["value"].max()
+    assert set(result.best_params) == {s.name for s in SEARCH_SPACE}
+    lr = result.best_params["learning_rate"]
+    assert 1e-4 <= lr <= 3e-2

@@ -11,14 +11,18 @@ from typing import Any
 
 import pandas as pd
 
-from e2eai.schema import EVENT_TIMESTAMP, LABEL
+from e2eai.schema import LABEL
 
 
 def monthly_profile(flights: pd.DataFrame) -> pd.DataFrame:
-    """Accepted flights and delay rate per month of scheduled departure (UTC)."""
+    """Accepted flights and delay rate per month of scheduled departure (local date)."""
     if flights.empty:
         return pd.DataFrame(columns=["month", "flights", "delay_rate"])
-    month = flights[EVENT_TIMESTAMP].dt.strftime("%Y-%m")
+    month = (
+        flights["year"].astype(int).astype(str)
+        + "-"
+        + flights["month"].astype(int).astype(str).str.zfill(2)
+    )
     grouped = flights.groupby(month)[LABEL]
     return pd.DataFrame(
         {

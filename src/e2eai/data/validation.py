@@ -147,6 +147,9 @@ def _reasons(errors: pa.errors.SchemaErrors, frame: pd.DataFrame) -> pd.DataFram
     described = described.mask(cases["code"] == "missing_key", column)
     described = described.mask(row_level, cases["code"].map(_ROW_CHECKS).fillna("row"))
     cases["text"] = cases["code"] + ": " + described
+    # The reason code is a row's first failure: a column check (month=13 out of range) names
+    # the culprit more precisely than a row check it also trips (not a calendar date).
+    cases = pd.concat([cases[~row_level], cases[row_level]])
     cases = cases.drop_duplicates(["index", "text"])
     grouped = cases.groupby("index", sort=True)
     out = pd.DataFrame(

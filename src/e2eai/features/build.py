@@ -75,13 +75,18 @@ def build_feature_tables(settings: Settings) -> FeatureTables:
             flights, entity, cfg.windows_hours, cfg.rate_prior, cfg.rate_prior_weight
         )
     dep_delay = flights["dep_delay"] >= settings.data.delay_threshold_minutes
+    # A departure counts from the later of its actual and scheduled time: a flight that
+    # left early must not show up in its own congestion features.
+    counted_at = flights["departed_at"].where(
+        flights["departed_at"] > flights[EVENT_TIMESTAMP], flights[EVENT_TIMESTAMP]
+    )
     tables[DEPARTURE_STATS_VIEW] = delay_stats_snapshots(
-        flights.assign(dep_delayed=dep_delay.astype("int8")),
+        flights.assign(dep_delayed=dep_delay.astype("int8"), departure_counted_at=counted_at),
         "origin",
         DEPARTURE_WINDOWS_HOURS,
         cfg.rate_prior,
         cfg.rate_prior_weight,
-        at="departed_at",
+        at="departure_counted_at",
         delayed="dep_delayed",
         names=departure_feature_names,
     )

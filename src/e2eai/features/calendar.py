@@ -31,9 +31,14 @@ def days_to_nearest_holiday(local_dates: pd.Series) -> pd.Series:
 
 def schedule_features(scheduled_departure: pd.Series, time_zones: pd.Series) -> pd.DataFrame:
     """Hour, weekday, month and holiday distance in the departure airport's local time."""
-    local = pd.Series(pd.NaT, index=scheduled_departure.index, dtype="datetime64[ns]")
-    for zone, idx in time_zones.groupby(time_zones).groups.items():
-        local.loc[idx] = scheduled_departure.loc[idx].dt.tz_convert(zone).dt.tz_localize(None)
+    local_values = np.full(len(scheduled_departure), np.datetime64("NaT"), dtype="datetime64[ns]")
+    # One conversion per zone over a mask: cheap for the one-row frames of online serving
+    # as well as for a year of flights (a handful of zones).
+    for zone in pd.unique(time_zones.dropna()):
+        mask = (time_zones == zone).to_numpy()
+        converted = scheduled_departure[mask].dt.tz_convert(zone).dt.tz_localize(None)
+        local_values[mask] = converted.to_numpy(dtype="datetime64[ns]")
+    local = pd.Series(local_values, index=scheduled_departure.index)
     return pd.DataFrame(
         {
             "dep_hour": local.dt.hour.astype("float32"),

@@ -7,11 +7,12 @@ served input equals the training row for the same flight and timestamp.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from e2eai.data.cleaning import airport_time_zones
 from e2eai.features.calendar import schedule_features
-from e2eai.schema import STATS_ENTITIES, model_features, stats_feature_names
+from e2eai.schema import model_features, stats_defaults
 
 SCHEDULED_DEPARTURE = "scheduled_departure"
 
@@ -33,25 +34,37 @@ def build_model_input(
         raise ValueError("requests and features must be aligned on the same index")
     departure = pd.to_datetime(requests[SCHEDULED_DEPARTURE], utc=True)
     calendar = schedule_features(departure, airport_time_zones(requests["origin"]))
-    frame = pd.concat(
-        [requests, features.drop(columns=requests.columns, errors="ignore"), calendar], axis=1
-    )
-    for feature in model_features(windows_hours):
-        if feature.source == "feature_view" and feature.name not in frame:
-            frame[feature.name] = float("nan")
-    plane_year = pd.to_numeric(frame["plane_year"], errors="coerce")
-    frame["plane_age"] = departure.dt.year.astype("float32") - plane_year
-    for entity in STATS_ENTITIES:
-        for window in windows_hours:
-            count, rate = stats_feature_names(entity, window)
-            frame[count] = frame[count].fillna(0.0)
-            frame[rate] = frame[rate].fillna(rate_prior)
+    missing = pd.Series(np.nan, index=requests.index, dtype="float32")
+    defaults = stats_defaults(windows_hours, rate_prior)
 
-    out = pd.DataFrame(index=requests.index)
+    def numeric(column: pd.Series) -> np.ndarray:
+        if pd.api.types.is_numeric_dtype(column.dtype):
+            return column.to_numpy(dtype="float32", na_value=np.nan)
+        return pd.to_numeric(column, errors="coerce").to_numpy(dtype="float32", na_value=np.nan)
+
+    # Columns are assembled in a dict and framed once: per-column inserts into a DataFrame
+    # cost more than the arithmetic for the one-row frames of online serving.
+    columns: dict[str, object] = {}
     for feature in model_features(windows_hours):
-        column = frame[feature.name]
-        if feature.kind == "numeric":
-            out[feature.name] = pd.to_numeric(column, errors="coerce").astype("float32")
+        name = feature.name
+        if feature.source == "request":
+            column = requests[name]
+        elif name in calendar:
+            column = calendar[name]
+        elif name == "plane_age":
+            plane_year = numeric(features["plane_year"]) if "plane_year" in features else missing
+            columns[name] = departure.dt.year.to_numpy(dtype="float32") - plane_year
+            continue
         else:
-            out[feature.name] = column.astype(object).where(column.notna(), None)
-    return out
+            column = features.get(name, missing)
+        if feature.kind == "numeric":
+            values = numeric(column)
+            if name in defaults:
+                # No trailing stats in the store (no flight within the TTL) = no flights.
+                values = np.where(np.isnan(values), np.float32(defaults[name]), values)
+            columns[name] = values.astype("float32", copy=False)
+        else:
+            values = column.to_numpy(dtype=object, copy=True)
+            values[pd.isna(values)] = None
+            columns[name] = values
+    return pd.DataFrame(columns, index=requests.index)

@@ -1,18 +1,19 @@
 """Export benchmark (not a test): ONNX Runtime vs torch eager latency, int8 vs fp32.
 
-    .venv/bin/python bench/bench_export.py RUN_DIR
+    .venv/bin/python bench/bench_export.py RUN_DIR [--out bench/results/export.json]
 
 RUN_DIR is a training run directory (``run_training``'s ``run_dir``: ``model/`` with a torch
 model and ``holdout.parquet``). Exports it, then times single-threaded inference at batch 1
 and 256 (median of repeated runs): torch eager (forward on prepared tensors, and end to end
 from a DataFrame), ONNX Runtime fp32 and int8 (from prepared feeds, lookup inside the graph).
-Prints one JSON object.
+Prints one JSON object and writes it to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -58,6 +59,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/export.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)  # same footing as the single-threaded ORT sessions
     holdout = pd.read_parquet(args.run_dir / "holdout.parquet")
@@ -74,7 +76,11 @@ def main() -> int:
         for batch in (1, 256)
     }
     report["latency"] = latency
-    print(json.dumps(report, indent=1))
+    report["load_average"] = os.getloadavg()
+    text = json.dumps(report, indent=1, default=str)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    print(text)
     return 0
 
 

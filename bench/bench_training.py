@@ -1,24 +1,32 @@
 """Training benchmark on real data (not a test): quality, DDP throughput, warm start.
 
-    .venv/bin/python bench/bench_training.py [--frame cached.parquet] [--skip-finetune]
+    .venv/bin/python bench/bench_training.py [--frame jan_may.parquet]
+        [--newer-frame may_jul.parquet] [--skip-finetune] [--out bench/results/training.json]
 
-1. Quality on the time-based holdout: torch MLP vs HistGradientBoosting vs logistic
-   regression (issue 3 §8: torch within 0.01 of hist_gb or better, and ≥ logreg + 0.02).
-2. Throughput (samples/s) of the MLP with 1 vs 2 torchrun workers, and the seconds each
-   needed to reach a target validation AUC.
-3. Warm start (§4): a champion trained on Jan–Feb is fine-tuned on Mar–Apr; compare with
-   the stale champion on the new holdout and with training from scratch (time to its AUC).
-Prints one JSON object; figures go in the closing notes, not in assertions.
+1. Quality on the time-based holdout with the *default* settings (what ``e2eai train``
+   does: Jan 1 – Apr 30, validation = its last 14 days, holdout May 1–14, 2 workers):
+   torch MLP vs HistGradientBoosting vs logistic regression (issue 3 §8: torch within 0.01
+   of hist_gb or better, and ≥ logreg + 0.02).
+2. Throughput (samples/s) of the MLP with 1 vs 2 torchrun workers on the same data and
+   epochs, and the seconds each needed to reach a target validation AUC.
+3. Warm start (§4): the champion trained on Jan–Apr (default window) is fine-tuned on the
+   newer window May 1 – Jun 30 (holdout Jul 1–14); compared with the stale champion on the
+   new holdout and with training from scratch on the new window (time to the same AUC).
+
+Frames are cached Parquet training sets (``e2eai.features.store.training_set``); a missing
+one is built from the configured feature store. Writes one JSON object to ``--out`` and
+stdout; figures go in the closing notes, not in assertions.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -34,59 +42,63 @@ from e2eai.training.tabular_spec import TabularSpec
 from e2eai.training.torch_training import fit_torch, mlp_params, write_inputs
 
 
-def load_frame(path: Path | None, start: date, end: date) -> pd.DataFrame:
-    if path is not None and path.exists():
+def load_frame(path: Path, start: date, end: date) -> pd.DataFrame:
+    if path.exists():
         return pd.read_parquet(path)
     from e2eai.features.store import training_set
 
     frame = training_set(get_settings(), start, end)
-    if path is not None:
-        frame.to_parquet(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path)
     return frame
 
 
 def seconds_to_auc(history: list[dict], seconds: float, target: float) -> float | None:
-    """Training seconds until the validation AUC first reached ``target`` (epochs even)."""
+    """Training seconds until the validation AUC first reached ``target``.
+
+    Epoch 0 is the starting point (a warm start's champion weights): reaching the target
+    there costs 0 s. Later epochs are charged the run's mean seconds per epoch.
+    """
     epochs = len(history) - 1
     for row in history:
-        if row["epoch"] > 0 and row["validation_auc"] >= target:
+        if row["validation_auc"] >= target:
             return seconds * row["epoch"] / max(epochs, 1)
     return None
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frame", type=Path, default=Path("runs/bench/jan_may.parquet"))
-    parser.add_argument("--skip-finetune", action="store_true")
-    parser.add_argument("--epochs", type=int, default=8)
-    args = parser.parse_args()
-    args.frame.parent.mkdir(parents=True, exist_ok=True)
-    frame = load_frame(args.frame, date(2013, 1, 1), date(2013, 5, 14))
-    home = Path(tempfile.mkdtemp(prefix="e2eai-bench-"))
-    report: dict = {"rows": len(frame)}
-
-    # 1. quality: Jan–Mar window, 14-day holdout, default hyper-parameters, 2 workers
-    training = TrainingSettings(
-        train_start=date(2013, 1, 1), train_end=date(2013, 3, 31), workers=2, epochs=args.epochs
-    )
-    settings = Settings(home=home, training=training)
+def quality(frame: pd.DataFrame, home: Path) -> tuple[dict, dict]:
+    """Default settings, 2 workers: every family's holdout metrics and the gates."""
+    settings = Settings(home=home, training=TrainingSettings(workers=2))
     started = time.perf_counter()
     result = run_training(settings, frame)
-    report["quality"] = {
+    report: dict = {
         name: {k: result.metrics[name][k] for k in ("roc_auc", "pr_auc", "log_loss", "brier")}
         for name in ("model", "hist_gb", "logreg")
     }
-    report["quality"]["seconds"] = time.perf_counter() - started
-    report["quality"]["gates"] = {g.name: g.passed for g in result.gates}
-    report["quality"]["torch_minus_hist_gb"] = (
-        result.metrics["model"]["roc_auc"] - result.metrics["hist_gb"]["roc_auc"]
+    summary = result.torch_summary
+    report.update(
+        {
+            "run_training_seconds": time.perf_counter() - started,
+            "torch_train_seconds": summary.train_seconds,
+            "torch_epochs_run": summary.epochs_run,
+            "torch_best_epoch": summary.best_epoch,
+            "torch_best_validation_auc": summary.best_validation_auc,
+            "gates": {g.name: g.passed for g in result.gates},
+            "torch_minus_hist_gb": result.metrics["model"]["roc_auc"]
+            - result.metrics["hist_gb"]["roc_auc"],
+            "torch_minus_logreg": result.metrics["model"]["roc_auc"]
+            - result.metrics["logreg"]["roc_auc"],
+            "hist_gb_minus_logreg": result.metrics["hist_gb"]["roc_auc"]
+            - result.metrics["logreg"]["roc_auc"],
+            "params": result.params,
+        }
     )
-    report["quality"]["torch_minus_logreg"] = (
-        result.metrics["model"]["roc_auc"] - result.metrics["logreg"]["roc_auc"]
-    )
-    print(json.dumps(report), file=sys.stderr)
+    return report, {"best_validation_auc": summary.best_validation_auc}
 
-    # 2. throughput: same data, fixed epochs, 1 vs 2 workers
+
+def throughput(frame: pd.DataFrame, home: Path, target: float, epochs: int) -> dict:
+    """Same data, fixed epochs (no early stop), 1 vs 2 workers."""
+    training = TrainingSettings(epochs=epochs, early_stopping_patience=99)
     split = time_split(
         frame,
         training.train_start,
@@ -96,31 +108,25 @@ def main() -> int:
     )
     train_path, validation_path = write_inputs(split.train, split.validation, home / "tp")
     spec = TabularSpec.fit(split.train, mlp_params(training))
-    fixed = training.model_copy(update={"epochs": 3, "early_stopping_patience": 99})
-    target = result.torch_summary.best_validation_auc - 0.005
-    report["throughput"] = {"target_validation_auc": target}
+    report: dict = {"target_validation_auc": target, "epochs": epochs}
     for workers in (1, 2):
-        s = fit_torch(train_path, validation_path, spec, home / f"tp-{workers}", fixed, workers)
-        report["throughput"][f"workers_{workers}"] = {
+        started = time.perf_counter()
+        s = fit_torch(train_path, validation_path, spec, home / f"tp-{workers}", training, workers)
+        report[f"workers_{workers}"] = {
             "samples_per_second": s.samples_per_second,
             "train_seconds": s.train_seconds,
+            "wall_seconds": time.perf_counter() - started,
             "seconds_to_target_auc": seconds_to_auc(s.history, s.train_seconds, target),
             "best_validation_auc": s.best_validation_auc,
+            "validation_auc_per_epoch": [h["validation_auc"] for h in s.history],
         }
-    print(json.dumps(report), file=sys.stderr)
-
-    if not args.skip_finetune:
-        report["warm_start"] = warm_start(frame, home, args.epochs)
-    print(json.dumps(report, indent=1))
-    return 0
+    return report
 
 
-def warm_start(frame: pd.DataFrame, home: Path, epochs: int) -> dict:
-    """Champion: Jan–Feb. New window: Mar 1–Apr 30 (holdout May 1–14)."""
-    old = TrainingSettings(
-        train_start=date(2013, 1, 1), train_end=date(2013, 2, 28), workers=1, epochs=epochs
-    )
-    new = old.model_copy(update={"train_start": date(2013, 3, 1), "train_end": date(2013, 4, 30)})
+def warm_start(frame: pd.DataFrame, home: Path) -> dict:
+    """Champion: default window Jan–Apr. New window May 1 – Jun 30, holdout Jul 1–14."""
+    old = TrainingSettings(workers=1)
+    new = old.model_copy(update={"train_start": date(2013, 5, 1), "train_end": date(2013, 6, 30)})
     old_split = time_split(
         frame, old.train_start, old.train_end, old.validation_days, 0, require_holdout=False
     )
@@ -136,9 +142,11 @@ def warm_start(frame: pd.DataFrame, home: Path, epochs: int) -> dict:
         write_info(Path(summary.model_dir), "torch_mlp", {})
         return summary
 
+    def holdout_auc(summary) -> float:
+        model = load_model(Path(summary.model_dir))
+        return float(roc_auc_score(y, model.predict_proba(new_split.holdout)))
+
     champion = fresh(old_split, old, "champion")
-    champion_model = load_model(Path(champion.model_dir))
-    stale_auc = roc_auc_score(y, champion_model.predict_proba(new_split.holdout))
     tuned = finetune(
         Path(champion.model_dir),
         new_split.train,
@@ -147,24 +155,71 @@ def warm_start(frame: pd.DataFrame, home: Path, epochs: int) -> dict:
         new,
         workers=1,
     )
-    tuned_auc = roc_auc_score(y, load_model(Path(tuned.model_dir)).predict_proba(new_split.holdout))
     scratch = fresh(new_split, new, "scratch")
-    scratch_auc = roc_auc_score(
-        y, load_model(Path(scratch.model_dir)).predict_proba(new_split.holdout)
-    )
+    # The same AUC for both: the lower of the two runs' best validation AUCs.
     target = min(tuned.best_validation_auc, scratch.best_validation_auc)
     return {
-        "holdout": f"{new.train_end + timedelta(days=1)}..{new.train_end + timedelta(days=14)}",
-        "stale_champion_roc_auc": stale_auc,
-        "finetuned_roc_auc": tuned_auc,
-        "scratch_roc_auc": scratch_auc,
+        "champion_window": f"{old.train_start}..{old.train_end}",
+        "new_window": f"{new.train_start}..{new.train_end}",
+        "holdout": f"{new_split.train_end.isoformat()} +1..{new_split.holdout_end}",
+        "holdout_rows": len(new_split.holdout),
+        "stale_champion_roc_auc": holdout_auc(champion),
+        "finetuned_roc_auc": holdout_auc(tuned),
+        "scratch_roc_auc": holdout_auc(scratch),
         "validation_auc_target": target,
         "finetune_seconds_to_target": seconds_to_auc(tuned.history, tuned.train_seconds, target),
         "scratch_seconds_to_target": seconds_to_auc(scratch.history, scratch.train_seconds, target),
+        # Epoch granularity ties the two at the lower target; the stricter question is how
+        # long scratch needs to reach what the fine-tune reached (None: not within epochs).
+        "finetune_best_validation_auc": tuned.best_validation_auc,
+        "scratch_seconds_to_finetune_best": seconds_to_auc(
+            scratch.history, scratch.train_seconds, tuned.best_validation_auc
+        ),
+        "finetune_seconds_to_finetune_best": seconds_to_auc(
+            tuned.history, tuned.train_seconds, tuned.best_validation_auc
+        ),
+        "finetune_train_seconds": tuned.train_seconds,
+        "scratch_train_seconds": scratch.train_seconds,
         "finetune_epochs": tuned.epochs_run,
         "scratch_epochs": scratch.epochs_run,
-        "finetune_start_validation_auc": tuned.history[0]["validation_auc"],
+        "finetune_validation_auc_per_epoch": [h["validation_auc"] for h in tuned.history],
+        "scratch_validation_auc_per_epoch": [h["validation_auc"] for h in scratch.history],
     }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frame", type=Path, default=Path("runs/bench/jan_may.parquet"))
+    parser.add_argument("--newer-frame", type=Path, default=Path("runs/bench/may_jul.parquet"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/training.json"))
+    parser.add_argument("--skip-finetune", action="store_true")
+    parser.add_argument("--throughput-epochs", type=int, default=3)
+    args = parser.parse_args()
+    frame = load_frame(args.frame, date(2013, 1, 1), date(2013, 5, 14))
+    home = Path(tempfile.mkdtemp(prefix="e2eai-bench-"))
+    report: dict = {
+        "rows": len(frame),
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+        "defaults": TrainingSettings().model_dump(mode="json"),
+    }
+
+    report["quality"], best = quality(frame, home / "quality")
+    print(json.dumps(report["quality"]), file=sys.stderr)
+    target = best["best_validation_auc"] - 0.005
+    report["throughput"] = throughput(frame, home, target, args.throughput_epochs)
+    print(json.dumps(report["throughput"]), file=sys.stderr)
+
+    if not args.skip_finetune:
+        newer = load_frame(args.newer_frame, date(2013, 5, 1), date(2013, 7, 14))
+        both = pd.concat([frame, newer], ignore_index=True).drop_duplicates(schema.FLIGHT_ID)
+        report["warm_start"] = warm_start(both, home / "warm")
+    report["load_average_at_end"] = os.getloadavg()
+    text = json.dumps(report, indent=1, default=str)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    print(text)
+    return 0
 
 
 if __name__ == "__main__":

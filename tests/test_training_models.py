@@ -139,3 +139,69 @@ def test_mlp_imputes_nan_inside_the_module(split, tmp_path):
         b = model(torch.from_numpy(filled), torch.from_numpy(indices))
     assert torch.isfinite(a).all()
     assert torch.allclose(a, b)
+
+
+def test_hist_gb_early_stops_on_the_later_validation_part(split):
+    from sklearn.metrics import log_loss
+
+    pipeline = fit_pipeline("hist_gb", split.train, validation=split.validation)
+    model = pipeline.named_steps["model"]
+    # The early-stopping score is the (negative) log-loss on exactly the validation frame
+    # we passed (the last days of the window), not on a random slice of the training part.
+    p = pipeline.predict_proba(model_input_frame(split.validation))[:, 1]
+    expected = -log_loss(split.validation[schema.LABEL], p)
+    assert model.validation_score_[-1] == pytest.approx(expected, rel=1e-6)
+    # Categories are ordinal codes (one column each; exportable), not a one-hot block.
+    width = pipeline.named_steps["prep"].transform(model_input_frame(split.holdout.head(3)))
+    assert width.shape[1] == len(schema.model_features())
+
+
+def test_mlp_clips_numeric_inputs_to_the_training_range(split):
+    import torch
+
+    from e2eai.training.mlp import TabularMLP
+
+    spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8))
+    model = TabularMLP(spec).eval()
+    j = spec.numeric.index("month")
+    assert spec.upper[j] == split.train["month"].max()
+    numeric, indices = spec.encode(split.holdout.head(4))
+    at_edge, beyond = numeric.copy(), numeric.copy()
+    at_edge[:, j], beyond[:, j] = spec.upper[j], 12.0  # a month training never saw
+    with torch.no_grad():
+        a = model(torch.from_numpy(at_edge), torch.from_numpy(indices))
+        b = model(torch.from_numpy(beyond), torch.from_numpy(indices))
+    assert torch.allclose(a, b)  # flat beyond the range, like a tree; no extrapolation
+
+
+def test_mlp_sees_missingness_of_columns_that_had_gaps(split):
+    import torch
+
+    from e2eai.training.mlp import TabularMLP
+
+    spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8))
+    j = spec.numeric.index("plane_year")  # NaN in the synthetic training part
+    assert spec.missing_indicator[j] and not spec.missing_indicator[0]
+    model = TabularMLP(spec).eval()
+    numeric, indices = spec.encode(split.holdout.head(4))
+    filled = numeric.copy()
+    numeric[:, j], filled[:, j] = np.nan, spec.fill[j]
+    with torch.no_grad():
+        a = model(torch.from_numpy(numeric), torch.from_numpy(indices))
+        b = model(torch.from_numpy(filled), torch.from_numpy(indices))
+    assert not torch.allclose(a, b)  # the indicator column tells "missing" from "median"
+
+
+def test_spec_saved_before_the_numeric_transform_loads_neutral(split, tmp_path):
+    import json
+
+    spec = TabularSpec.fit(split.train, MLPParams())
+    raw = json.loads(spec.save(tmp_path / "spec.json").read_text())
+    for key in ("lower", "upper", "log1p", "missing_indicator"):
+        raw.pop(key)
+    for key in ("weight_decay", "lr_schedule"):
+        raw["params"].pop(key)
+    (tmp_path / "old.json").write_text(json.dumps(raw))
+    old = TabularSpec.load(tmp_path / "old.json").numeric_transform()
+    assert old["lower"][0] == -np.inf and old["upper"][0] == np.inf
+    assert not any(old["log1p"]) and not any(old["missing_indicator"])

@@ -60,30 +60,81 @@ def _with_training_window(settings: Settings, start: date, end: date) -> Setting
     return settings.model_copy(update={"training": training})
 
 
-def _train_register_export(settings: Settings, warm_start_from: int | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What one training run (data → features → train → gates → ONNX → register) gave."""
+
+    passed: bool
+    gates: list[str]
+    version: int | None  # registered version; None when the gates failed
+    reports: dict[str, str] = field(default_factory=dict)
+
+
+TrainFn = Callable[[Settings, int | None], TrainingOutcome]
+"""How the loop trains: in this process (default) or through the KFP pipeline."""
+
+
+def train_in_process(settings: Settings, warm_start_from: int | None) -> TrainingOutcome:
+    """The stages as plain library calls, in this process."""
+    from e2eai.data.prepare import prepare_data
     from e2eai.export.registered import export_registered
+    from e2eai.features.build import build_feature_tables
+    from e2eai.features.store import apply_repo, default_materialize_window, materialize
     from e2eai.registry import ModelRegistry
     from e2eai.training import run_training
     from e2eai.training.registration import register_candidate
 
+    prepare_data(settings)
+    build_feature_tables(settings)
+    apply_repo(settings)
+    materialize(settings, *default_materialize_window(settings))
     result = run_training(settings, warm_start_from=warm_start_from)
+    gates = [g.message for g in result.gates]
+    if not result.passed:
+        return TrainingOutcome(False, gates, None)
     with ModelRegistry.from_settings(settings) as registry:
         version = register_candidate(settings, result, registry).version
-        _, exported = export_registered(settings, version, registry)
+        export_registered(settings, version, registry)
+    return TrainingOutcome(True, gates, version)
+
+
+def _data_summary(settings: Settings) -> dict[str, Any]:
+    """Row accounting of the prepared data (whichever way the data step ran)."""
+    from e2eai.data.prepare import PREPARED
+
+    quality = settings.data_dir / PREPARED / "quality.json"
+    if not quality.is_file():
+        return {}
+    report = json.loads(quality.read_text())
+    keys = ("rows_in", "rows_accepted", "rows_quarantined", "rows_excluded", "snapshot")
+    return {**{k: report[k] for k in keys}, "quality_report": str(quality.with_suffix(".html"))}
+
+
+def _model_summary(settings: Settings, version: int, work: Path) -> dict[str, Any]:
+    """Metrics, windows, plots and the holdout of a registered version, for the report."""
+    from e2eai.registry import ModelRegistry
+
+    with ModelRegistry.from_settings(settings) as registry:
+        record = registry.get(version)
+        plots = {
+            name: str(registry.fetch_artifact(version, name, work))
+            for name in record.artifacts
+            if name.endswith(".png")
+        }
+        holdout = registry.fetch_artifact(version, "holdout.parquet", work)
+    holdout_metrics = record.metrics.get("holdout", {})
     return {
         "version": version,
-        "family": result.family,
-        "gates_passed": result.passed,
-        "gates": [g.message for g in result.gates],
+        "family": record.family,
+        "stage": str(record.stage),
         "metrics": {
             name: {k: m.get(k) for k in ("roc_auc", "pr_auc", "log_loss", "brier")}
-            for name, m in result.metrics.items()
+            for name, m in holdout_metrics.items()
         },
-        "training_window": result.training_window,
-        "holdout_window": result.holdout_window,
-        "holdout_path": str(result.holdout_path),
-        "plots": {k: str(v) for k, v in result.plots.items()},
-        "onnx": exported.summary(),
+        "training_window": record.lineage["training_window"],
+        "holdout_window": record.metrics.get("holdout_window"),
+        "holdout_path": str(holdout),
+        "plots": plots,
     }
 
 
@@ -124,68 +175,68 @@ def _replay(settings: Settings, rows: pd.DataFrame, record: LoopRecord, progress
     record.outcome = "traffic ran out before the analysis could decide (canary kept)"
 
 
-def run_loop(settings: Settings, progress: Progress = print) -> LoopRecord:
+def run_loop(
+    settings: Settings, progress: Progress = print, train: TrainFn = train_in_process
+) -> LoopRecord:
     """Run the whole loop and write its report; returns the record."""
-    from e2eai.data.prepare import prepare_data
-    from e2eai.features.build import build_feature_tables
-    from e2eai.features.store import apply_repo, default_materialize_window, materialize
     from e2eai.registry import ModelRegistry
     from e2eai.serving.local import LocalServing, ModelSource
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     record = LoopRecord(run_dir=settings.home / "loop" / stamp)
     record.run_dir.mkdir(parents=True, exist_ok=True)
-
-    started = time.perf_counter()
-    progress("1/6 data: ingest, validate, clean, feature tables")
-    prepared = prepare_data(settings)
-    build_feature_tables(settings)
-    record.data = prepared.summary()
-    record.step("data", started, rows_accepted=prepared.rows_accepted)
-
-    started = time.perf_counter()
-    progress("2/6 Feast: apply the repo, materialize the online store")
-    apply_repo(settings)
-    materialize(settings, *default_materialize_window(settings))
-    record.step("features", started)
-
-    started = time.perf_counter()
     t = settings.training
-    progress(f"3/6 champion: train {t.family} on {t.train_start}..{t.train_end}, gates, ONNX")
-    champion = _train_register_export(settings, warm_start_from=None)
-    record.models["champion"] = champion
-    record.step("champion", started, version=champion["version"])
-    if not champion["gates_passed"]:
-        record.outcome = "champion failed its gates: nothing deployed"
+
+    started = time.perf_counter()
+    progress(
+        f"1/4 champion: data → Feast → train {t.family} on {t.train_start}..{t.train_end} "
+        "→ gates → ONNX → register"
+    )
+    champion = train(settings, None)
+    record.data = _data_summary(settings)
+    record.step("champion", started, version=champion.version, gates=champion.gates)
+    if champion.version is None:
+        record.outcome = "champion failed its gates: nothing deployed — " + "; ".join(
+            champion.gates
+        )
         write_report(record)
         return record
+    record.models["champion"] = _model_summary(settings, champion.version, record.run_dir)
     with ModelRegistry.from_settings(settings) as registry:
-        registry.transition(champion["version"], "champion", "first model: passed every gate")
-
-    started = time.perf_counter()
-    newer_start = t.train_end + timedelta(days=t.holdout_days + 1)
-    newer_end = newer_start + (t.train_end - t.train_start) // 2
-    progress(f"4/6 challenger: fine-tune v{champion['version']} on {newer_start}..{newer_end}")
-    challenger = _train_register_export(
-        _with_training_window(settings, newer_start, newer_end),
-        warm_start_from=champion["version"],
-    )
-    record.models["challenger"] = challenger
-    record.step("challenger", started, version=challenger["version"])
+        if str(registry.get(champion.version).stage) != "champion":
+            registry.transition(champion.version, "champion", "first model: passed every gate")
 
     serving = LocalServing(settings)
-    started = time.perf_counter()
-    progress("5/6 serve the champion; canary the challenger at 10%")
     try:
-        serving.start(ModelSource.from_registry(champion["version"]))
-        if challenger["gates_passed"]:
-            serving.deploy(ModelSource.from_registry(challenger["version"]), canary_percent=10)
-            replay = pd.read_parquet(challenger["holdout_path"])
-            progress(f"6/6 replay {len(replay)} flights of {challenger['holdout_window']}")
-            _replay(settings, replay, record, progress)
+        started = time.perf_counter()
+        progress(f"2/4 serve champion v{champion.version} on loopback (KServe ModelServer)")
+        serving.start(ModelSource.from_registry(champion.version))
+        record.step("serve", started, endpoint=serving.state().endpoint)
+
+        started = time.perf_counter()
+        newer_start = t.train_end + timedelta(days=t.holdout_days + 1)
+        newer_end = newer_start + (t.train_end - t.train_start) // 2
+        progress(f"3/4 challenger: fine-tune v{champion.version} on {newer_start}..{newer_end}")
+        challenger = train(
+            _with_training_window(settings, newer_start, newer_end), champion.version
+        )
+        record.step("challenger", started, version=challenger.version, gates=challenger.gates)
+        if challenger.version is None:
+            record.outcome = "challenger failed its gates: not deployed — " + "; ".join(
+                challenger.gates
+            )
         else:
-            record.outcome = "challenger failed its gates: not deployed"
-        record.step("serve_and_canary", started, decisions=len(record.canary))
+            record.models["challenger"] = _model_summary(
+                settings, challenger.version, record.run_dir
+            )
+            if serving.state().canary is None:  # the pipeline's deploy step may have done it
+                serving.deploy(ModelSource.from_registry(challenger.version), canary_percent=10)
+            started = time.perf_counter()
+            replay = pd.read_parquet(record.models["challenger"]["holdout_path"])
+            window = record.models["challenger"]["holdout_window"]
+            progress(f"4/4 canary: replay {len(replay)} flights of {window} with feedback")
+            _replay(settings, replay, record, progress)
+            record.step("canary", started, decisions=len(record.canary))
         record.data["serving"] = serving.status()
     finally:
         serving.stop()

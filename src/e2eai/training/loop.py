@@ -35,14 +35,35 @@ EpochCallback = Callable[[int, float], None]
 _MIN_IMPROVEMENT = 1e-4
 
 
-def _optimizer(name: str, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
+def _optimizer(
+    name: str, params: list[nn.Parameter], lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    if name == "adam":  # decoupled decay (AdamW); with weight_decay=0 it is plain Adam
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
     raise TrainingConfigError(f"training.optimizer {name!r} is not one of adam, sgd, rmsprop")
+
+
+def _scheduler(
+    name: str, optimizer: torch.optim.Optimizer, lr: float, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """A per-step schedule over the whole run (``epochs`` × batches per epoch)."""
+    if name == "constant":
+        return None
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=total_steps, eta_min=lr * 0.02
+        )
+    if name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=total_steps, pct_start=0.2
+        )
+    raise TrainingConfigError(
+        f"training.lr_schedule {name!r} is not one of constant, cosine, onecycle"
+    )
 
 
 def _tensors(spec: TabularSpec, path: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -128,9 +149,9 @@ def _train(
         for emb in model.embeddings:
             emb.weight.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = _optimizer(job.params.optimizer, trainable, job.params.learning_rate)
-    if checkpoint is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
+    optimizer = _optimizer(
+        job.params.optimizer, trainable, job.params.learning_rate, job.params.weight_decay
+    )
 
     if not state["history"]:  # epoch 0: the starting point (champion weights or fresh init)
         loss, auc = _evaluate(model, validation)
@@ -146,6 +167,13 @@ def _train(
     )
     per_worker_batch = max(1, job.params.batch_size // world_size)
     loader = DataLoader(dataset, batch_size=per_worker_batch, sampler=sampler)
+    scheduler = _scheduler(
+        job.params.lr_schedule, optimizer, job.params.learning_rate, job.epochs * len(loader)
+    )
+    if checkpoint is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(checkpoint["scheduler"])
     loss_fn = nn.BCEWithLogitsLoss()
 
     writer = None
@@ -166,6 +194,8 @@ def _train(
             loss = loss_fn(ddp(numeric, indices), y)
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             total += loss.item() * len(y)
             count += len(y)
         seconds += time.perf_counter() - started
@@ -202,6 +232,7 @@ def _train(
                     "fingerprint": fingerprint,
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "state": state,
                 },
                 checkpoint_path,

@@ -22,14 +22,17 @@ class TabularMLP(nn.Module):
     def __init__(self, spec: TabularSpec) -> None:
         super().__init__()
         p = spec.params
-        self.register_buffer("fill", torch.tensor(spec.fill, dtype=torch.float32))
-        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32))
-        self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32))
+        t = spec.numeric_transform()
+        for name in ("fill", "lower", "upper", "mean", "std"):
+            self.register_buffer(name, torch.tensor(t[name], dtype=torch.float32))
+        self.register_buffer("log_mask", torch.tensor(t["log1p"], dtype=torch.bool))
+        indicator = [j for j, flag in enumerate(t["missing_indicator"]) if flag]
+        self.register_buffer("indicator_index", torch.tensor(indicator, dtype=torch.int64))
         self.embeddings = nn.ModuleList(
             nn.Embedding(cardinality, p.embedding_dim) for cardinality in spec.cardinalities()
         )
         layers: list[nn.Module] = []
-        width_in = len(spec.numeric) + p.embedding_dim * len(spec.categorical)
+        width_in = len(spec.numeric) + len(indicator) + p.embedding_dim * len(spec.categorical)
         for _ in range(p.depth):
             layers += [nn.Linear(width_in, p.hidden_width), nn.ReLU(), nn.Dropout(p.dropout)]
             width_in = p.hidden_width
@@ -37,10 +40,14 @@ class TabularMLP(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, numeric: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
-        x = torch.where(torch.isnan(numeric), self.fill, numeric)
+        missing = torch.isnan(numeric)
+        x = torch.where(missing, self.fill, numeric)
+        x = torch.minimum(torch.maximum(x, self.lower), self.upper)
+        x = torch.where(self.log_mask, torch.log1p(torch.clamp(x, min=0.0)), x)
         x = (x - self.mean) / self.std
+        indicators = missing.index_select(1, self.indicator_index).to(x.dtype)
         embedded = [emb(categories[:, j]) for j, emb in enumerate(self.embeddings)]
-        return self.body(torch.cat([x, *embedded], dim=1)).squeeze(-1)
+        return self.body(torch.cat([x, indicators, *embedded], dim=1)).squeeze(-1)
 
 
 def build_model(spec: TabularSpec, seed: int) -> TabularMLP:

@@ -191,12 +191,15 @@ def run_training(
     holdout_path = run_dir / "holdout.parquet"
     split.holdout.to_parquet(holdout_path, index=False)
 
-    # Baselines need no validation part (HistGB holds out its own): they learn from both.
-    train_and_validation = pd.concat([split.train, split.validation], ignore_index=True)
+    # logreg learns from train + validation; HistGB early-stops on the validation days.
     models: dict[str, LoadedModel] = {}
     for family in SKLEARN_FAMILIES:
         pipeline = fit_pipeline(
-            family, train_and_validation, seed=t.seed, threads=t.sklearn_threads
+            family,
+            split.train,
+            seed=t.seed,
+            threads=t.sklearn_threads,
+            validation=split.validation,
         )
         target = run_dir / ("model" if family == t.family else f"baselines/{family}")
         save_sklearn(pipeline, target, family, pipeline.named_steps["model"].get_params())

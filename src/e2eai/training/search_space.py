@@ -31,6 +31,9 @@ SEARCH_SPACE: tuple[ParamSpec, ...] = (
     ParamSpec("dropout", "float", 0.0, 0.5),
     ParamSpec("optimizer", "categorical", choices=("adam", "sgd", "rmsprop")),
     ParamSpec("batch_size", "categorical", choices=(256, 512, 1024, 2048)),
+    ParamSpec("weight_decay", "float", 1e-6, 1e-1, log=True),
+    ParamSpec("embedding_dim", "int", 2, 16),
+    ParamSpec("lr_schedule", "categorical", choices=("constant", "cosine", "onecycle")),
 )
 
 

@@ -4,12 +4,19 @@ Saved next to the weights (``model_spec.json``) so that the model, its ONNX expo
 later fine-tune all look categories up the same way: index 0 is "unknown" (and missing),
 known categories are 1..K in the order they were first learned. Indices never move, so a
 fine-tune can append categories the champion never saw.
+
+Numeric preprocessing learned here (and applied inside the module, so serving sends raw
+values): median imputation, a missing-value indicator for columns that had gaps in
+training, clipping to the training range (an MLP would otherwise extrapolate linearly on,
+say, a month it never saw, where trees stay flat), log1p of heavy-tailed non-negative
+columns, then standardisation.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +24,9 @@ import pandas as pd
 
 from e2eai import schema
 from e2eai.training.columns import MISSING_CATEGORY, model_input_frame
+
+_HEAVY_TAIL = 2.0
+"""Skewness above which a non-negative column is log1p-transformed (precipitation)."""
 
 
 @dataclass(frozen=True)
@@ -26,10 +36,12 @@ class MLPParams:
     learning_rate: float = 2e-3
     hidden_width: int = 128
     depth: int = 2
-    dropout: float = 0.1
+    dropout: float = 0.2
     optimizer: str = "adam"
     batch_size: int = 1024
     embedding_dim: int = 8
+    weight_decay: float = 0.01
+    lr_schedule: str = "cosine"  # "constant" | "cosine" | "onecycle" (per step)
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,11 @@ class TabularSpec:
     mean: list[float]
     std: list[float]
     params: MLPParams = field(default_factory=MLPParams)
+    # Specs saved before these existed load with neutral values (no clip, log or indicator).
+    lower: list[float] | None = None
+    upper: list[float] | None = None
+    log1p: list[bool] | None = None
+    missing_indicator: list[bool] | None = None
 
     @classmethod
     def fit(cls, train: pd.DataFrame, params: MLPParams) -> TabularSpec:
@@ -54,7 +71,10 @@ class TabularSpec:
             fill = np.nanmedian(values, axis=0)
         fill = np.where(np.isnan(fill), 0.0, fill)  # an all-missing column imputes 0
         filled = np.where(np.isnan(values), fill, values)
-        std = filled.std(axis=0)
+        lower, upper = filled.min(axis=0), filled.max(axis=0)
+        log1p = (lower >= 0) & (pd.DataFrame(filled).skew().fillna(0).to_numpy() > _HEAVY_TAIL)
+        transformed = np.where(log1p, np.log1p(np.maximum(filled, 0)), filled)
+        std = transformed.std(axis=0)
         vocab = {
             name: sorted(v for v in x[name].unique() if v != MISSING_CATEGORY)
             for name in categorical
@@ -64,9 +84,13 @@ class TabularSpec:
             categorical=categorical,
             vocab=vocab,
             fill=fill.tolist(),
-            mean=filled.mean(axis=0).tolist(),
+            mean=transformed.mean(axis=0).tolist(),
             std=np.where(std < 1e-6, 1.0, std).tolist(),
             params=params,
+            lower=lower.tolist(),
+            upper=upper.tolist(),
+            log1p=log1p.tolist(),
+            missing_indicator=np.isnan(values).any(axis=0).tolist(),
         )
 
     def cardinalities(self) -> list[int]:
@@ -74,9 +98,22 @@ class TabularSpec:
         return [len(self.vocab[name]) + 1 for name in self.categorical]
 
     def with_params(self, params: MLPParams) -> TabularSpec:
-        return TabularSpec(
-            self.numeric, self.categorical, self.vocab, self.fill, self.mean, self.std, params
-        )
+        return replace(self, params=params)
+
+    def numeric_transform(self) -> dict[str, list]:
+        """Per numeric column: fill, lower, upper, log1p, mean, std, missing indicator."""
+        n = len(self.numeric)
+        return {
+            "fill": self.fill,
+            "lower": self.lower if self.lower is not None else [-math.inf] * n,
+            "upper": self.upper if self.upper is not None else [math.inf] * n,
+            "log1p": self.log1p if self.log1p is not None else [False] * n,
+            "mean": self.mean,
+            "std": self.std,
+            "missing_indicator": (
+                self.missing_indicator if self.missing_indicator is not None else [False] * n
+            ),
+        }
 
     def extended_with(self, frame: pd.DataFrame) -> TabularSpec:
         """This spec with categories of ``frame`` it has not seen appended (old indices kept)."""
@@ -86,9 +123,7 @@ class TabularSpec:
             known = set(self.vocab[name])
             new = sorted(v for v in x[name].unique() if v not in known and v != MISSING_CATEGORY)
             vocab[name] = [*self.vocab[name], *new]
-        return TabularSpec(
-            self.numeric, self.categorical, vocab, self.fill, self.mean, self.std, self.params
-        )
+        return replace(self, vocab=vocab)
 
     def encode(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Raw numeric values (float32, NaN kept) and category indices (int64, unknown → 0)."""

@@ -23,6 +23,8 @@ def mlp_params(training: TrainingSettings, **overrides: object) -> MLPParams:
         optimizer=training.optimizer,
         batch_size=training.batch_size,
         embedding_dim=training.embedding_dim,
+        weight_decay=training.weight_decay,
+        lr_schedule=training.lr_schedule,
     )
     return replace(params, **overrides) if overrides else params
 

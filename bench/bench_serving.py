@@ -7,16 +7,27 @@ model under gunicorn, (d) bare FastAPI/uvicorn + ONNX Runtime (the floor).
 Each server is pinned to core 0, the load generator (wrk; tritonclient.http for batches) to
 core 1, everything on loopback. Reported: single-row V2 REST p50/p99 and throughput at a few
 concurrencies, server CPU per request, RSS, and batch-256 rows/s (JSON and the V2 binary
-tensor extension). Not yet measured here: Feast enrichment in the path (in-process
-preprocess vs the separate transformer process) and the router hop of local serving.
+tensor extension). Not yet measured here: the router hop of local serving.
+
+With ``--feature-repo`` (a prepared Feast repo materialized through 31 Dec 2013), also the
+Feast-enriched path: flight requests (schema.REQUEST_FIELDS) sent at a fixed rate (default
+100 req/s, one at a time on a kept-alive connection, latency counted from each request's
+scheduled send time so a slow response also delays the ones behind it), p50/p99 and server
+CPU per request, for (e1) enrichment in the predictor process (``--enrich``: KServe's
+in-process preprocess), (e2) the separate transformer process in front of a plain predictor
+(one more loopback hop), and (e0) the plain predictor given model features (no Feast), plus
+the saturated throughput of each with wrk.
 
     .venv/bin/python bench/bench_serving.py --seconds 3 --out runs/bench/serving.json
+    .venv/bin/python bench/bench_serving.py --enrichment-only --feature-repo /tmp/e2h/repo \
+        --rate 100 --paced-seconds 10
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import re
@@ -470,13 +481,200 @@ def run(seconds: float, concurrencies: list[int], out: Path | None) -> dict:
     return results
 
 
+# -- Feast enrichment in the path ---------------------------------------------------------------
+
+ENRICH_DAY = "2013-12-31"
+
+
+def flight_bodies(feature_repo: Path, count: int = 50) -> list[bytes]:
+    """Single-flight V2 requests for the last flights of the materialized window."""
+    from datetime import date
+
+    from e2eai.config import Settings
+    from e2eai.features.build import flights_as_requests
+    from e2eai.features.model_input import departure_time_zones
+    from e2eai.features.store import entity_frame
+
+    day = date.fromisoformat(ENRICH_DAY)
+    settings = Settings(home=feature_repo.parent, features={"repo": feature_repo})
+    requests = flights_as_requests(entity_frame(settings, day, day).tail(count))
+    zones = departure_time_zones(requests["origin"])
+    types = {"str": "BYTES", "datetime": "BYTES", "int": "INT64", "float": "FP32"}
+    bodies = []
+    for (_, row), zone in zip(requests.iterrows(), zones, strict=True):
+        values = {
+            **row.to_dict(),
+            "flight": int(row["flight"]),
+            "distance": float(row["distance"]),
+            "scheduled_departure": row["scheduled_departure"].tz_convert(zone).isoformat(),
+        }
+        inputs = [
+            {"name": f.name, "datatype": types[f.type], "shape": [1, 1], "data": [values[f.name]]}
+            for f in schema.REQUEST_FIELDS
+        ]
+        bodies.append(json.dumps({"inputs": inputs}).encode())
+    return bodies
+
+
+@contextlib.contextmanager
+def enriched_server(
+    kind: str, onnx_path: Path, feature_repo: Path, workdir: Path
+) -> Iterator[tuple[int, list[int]]]:
+    """Start (e0) plain, (e1) in-process enrichment or (e2) transformer + predictor on core 0.
+
+    Yields the port clients talk to and the pids whose CPU counts as server CPU.
+    """
+    env = {
+        **os.environ,
+        "E2EAI_HOME": str(workdir / "home"),
+        "E2EAI_FEATURES__REPO": str(feature_repo.resolve()),
+        "E2EAI_SERVING__MODEL_NAME": NAME,
+        "OMP_NUM_THREADS": "1",
+    }
+    pin = ["taskset", "-c", SERVER_CORE]
+    started: list[subprocess.Popen] = []
+
+    def start(cmd: list[str], name: str, port: int) -> None:
+        log = (workdir / f"{name}.log").open("wb")
+        started.append(subprocess.Popen(pin + cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
+        ready = f"http://127.0.0.1:{port}/v2/health/ready"
+        wait_until_ready(ready, started[-1].pid, 120, workdir / f"{name}.log")
+
+    predictor_port = free_port()
+    predictor = [PY, "-m", "e2eai.serving.server", "--onnx", str(onnx_path)]
+    predictor += ["--http-port", str(predictor_port), "--grpc-port", "0"]
+    try:
+        start(predictor + (["--enrich"] if kind == "in_process" else []), kind, predictor_port)
+        port = predictor_port
+        if kind == "separate_transformer":
+            port = free_port()
+            transformer = [PY, "-m", "e2eai.serving.transformer", "--http-port", str(port)]
+            transformer += ["--predictor-host", f"127.0.0.1:{predictor_port}"]
+            start(transformer, "transformer", port)
+        yield port, [p.pid for p in started]
+    finally:
+        for process in reversed(started):
+            stop_process(process.pid, grace=5)
+
+
+def paced_latency(port: int, bodies: list[bytes], rate: float, seconds: float) -> dict:
+    """Requests at a fixed rate, one connection; latency from each scheduled send time."""
+    path = f"/v2/models/{NAME}/infer"
+    headers = {"Content-Type": "application/json"}
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    interval = 1.0 / rate
+    latencies, errors = [], 0
+    start = time.perf_counter()
+    for i in range(round(rate * seconds)):
+        scheduled = start + i * interval
+        wait = scheduled - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        connection.request("POST", path, body=bodies[i % len(bodies)], headers=headers)
+        response = connection.getresponse()
+        payload = response.read()
+        latencies.append(time.perf_counter() - scheduled)
+        if response.status != 200 or b'"probability"' not in payload:
+            errors += 1
+    elapsed = time.perf_counter() - start
+    connection.close()
+    ms = np.array(latencies) * 1000
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "achieved_rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "max_ms": round(float(ms.max()), 3),
+    }
+
+
+def run_enrichment(
+    onnx_path: Path, feature_repo: Path, workdir: Path, rate: float, paced_seconds: float,
+    wrk_seconds: float,
+) -> dict:  # fmt: skip
+    """(e0) no Feast, (e1) in-process enrichment, (e2) separate transformer: paced and max."""
+    flights = flight_bodies(feature_repo)
+    features_body = json.dumps(v2_body(1)).encode()
+    results: dict = {"rate_rps": rate, "paced_seconds": paced_seconds, "servers": {}}
+    for kind in ("no_enrichment", "in_process", "separate_transformer"):
+        print(f"== enrichment: {kind}", file=sys.stderr)
+        bodies = [features_body] if kind == "no_enrichment" else flights
+        with enriched_server(kind, onnx_path, feature_repo, workdir) as (port, pids):
+            paced_latency(port, bodies, rate, 1.0)  # warm-up (registry, SQLite, caches)
+            before = sum(tree_cpu(p) for p in pids)
+            client_cpu = set(os.sched_getaffinity(0))
+            os.sched_setaffinity(0, {int(CLIENT_CORE)})
+            try:
+                paced = paced_latency(port, bodies, rate, paced_seconds)
+            finally:
+                os.sched_setaffinity(0, client_cpu)
+            paced["server_cpu_us_per_request"] = round(
+                (sum(tree_cpu(p) for p in pids) - before) / max(paced["requests"], 1) * 1e6, 1
+            )
+            body_file = workdir / f"{kind}.json"
+            body_file.write_bytes(bodies[0])
+            before = sum(tree_cpu(p) for p in pids)
+            saturated = wrk(port, body_file, 8, wrk_seconds)
+            saturated["server_cpu_us_per_request"] = round(
+                (sum(tree_cpu(p) for p in pids) - before) / max(saturated["requests"], 1) * 1e6, 1
+            )
+            entry = {
+                "paced": paced,
+                "saturated_c8": saturated,
+                "rss_mb": round(sum(rss_mb(p) for p in pids), 1),
+            }
+            print(f"   {entry}", file=sys.stderr)
+            results["servers"][kind] = entry
+    s = results["servers"]
+    results["target_p99_ms"] = 10.0
+    results["met"] = {
+        kind: s[kind]["paced"]["p99_ms"] <= 10.0 and s[kind]["paced"]["errors"] == 0
+        for kind in ("in_process", "separate_transformer")
+    }
+    results["extra_hop_cpu_us_per_request"] = round(
+        s["separate_transformer"]["paced"]["server_cpu_us_per_request"]
+        - s["in_process"]["paced"]["server_cpu_us_per_request"],
+        1,
+    )
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="Duration of each point.")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON.")
+    parser.add_argument(
+        "--feature-repo",
+        type=Path,
+        default=None,
+        help="Materialized Feast repo (through 31 Dec 2013): also bench the enriched path.",
+    )
+    parser.add_argument("--enrichment-only", action="store_true", help="Skip servers (a)-(d).")
+    parser.add_argument("--rate", type=float, default=100.0, help="Paced request rate (req/s).")
+    parser.add_argument("--paced-seconds", type=float, default=10.0)
     args = parser.parse_args()
-    result = run(args.seconds, args.concurrency, args.out)
+    if args.enrichment_only:
+        if args.feature_repo is None:
+            raise SystemExit("--enrichment-only needs --feature-repo")
+        result = {}
+    else:
+        result = run(args.seconds, args.concurrency, None)
+    if args.feature_repo is not None:
+        if shutil.which("wrk") is None:
+            raise SystemExit("wrk is not installed (apt-get install -y wrk)")
+        workdir = Path(tempfile.mkdtemp(prefix="bench-serving-enriched-"))
+        try:
+            onnx_path, _ = build_models(workdir)
+            result["enrichment"] = run_enrichment(
+                onnx_path, args.feature_repo, workdir, args.rate, args.paced_seconds, args.seconds
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
 

@@ -52,3 +52,18 @@ def test_missing_field_and_row_limit():
     with pytest.raises(InvalidInferenceRequest) as info:
         flight_requests_frame(_columns([FLIGHT] * 3), 2)
     assert info.value.status == 413
+
+
+def test_enricher_refuses_a_feature_repo_that_cannot_serve(tmp_path):
+    """Checked when the server starts (before it reports ready), not on the first request."""
+    from conftest import copy_feature_repo
+
+    from e2eai.config import Settings
+    from e2eai.features.store import FeatureStoreError
+    from e2eai.serving.transformer import FlightEnricher
+
+    with pytest.raises(FeatureStoreError, match=r"no feature_store\.yaml"):
+        FlightEnricher(Settings(home=tmp_path, features={"repo": tmp_path / "nowhere"}))
+    repo = copy_feature_repo(tmp_path / "feature_repo")  # definitions, never applied
+    with pytest.raises(FeatureStoreError, match="features apply"):
+        FlightEnricher(Settings(home=tmp_path, features={"repo": repo}))

@@ -110,6 +110,14 @@ class TrainingSettings(_Section):
     lr_schedule: Literal["constant", "cosine", "onecycle"] = Field(
         "cosine", description="Per-step learning-rate schedule over training.epochs."
     )
+    wide: bool = Field(
+        True, description="Wide & Deep: add a linear logit (categories, hashed crosses)."
+    )
+    cross_buckets: int = Field(2048, description="Rows per hashed cross table; 0 = no crosses.")
+    deep_lr_factor: float = Field(0.1, description="Deep part's learning rate / wide part's.")
+    numeric_bins: int = Field(
+        16, description="Wide path: quantile bins per numeric feature, a weight each; 0 = none."
+    )
     early_stopping_patience: int = 2
     finetune_lr_factor: float = Field(0.3, description="Warm-start learning rate multiplier.")
     freeze_embeddings: bool = False
@@ -156,6 +164,11 @@ class ServingSettings(_Section):
         (10, 50, 100), description="Canary traffic plan in percent; reaching 100 promotes."
     )
     canary_alpha: float = Field(0.05, description="Family-wise error level of canary checks.")
+    canary_latency_floor_ms: float = Field(
+        5.0,
+        description="Canary p95 latency differences below this are noise: a backend at 10 % "
+        "traffic idles between requests and answers a few ms slower than a busy one.",
+    )
     canary_min_requests: int = Field(
         200, description="Requests per slot before error rate and latency are compared."
     )

@@ -16,11 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from e2eai.config import Settings
+
+if TYPE_CHECKING:
+    from e2eai.serving.canary_analysis import CanaryPolicy
 
 Progress = Callable[[str], None]
 
@@ -138,7 +141,13 @@ def _model_summary(settings: Settings, version: int, work: Path) -> dict[str, An
     }
 
 
-def _replay(settings: Settings, rows: pd.DataFrame, record: LoopRecord, progress: Progress) -> None:
+def _replay(
+    settings: Settings,
+    policy: CanaryPolicy,
+    rows: pd.DataFrame,
+    record: LoopRecord,
+    progress: Progress,
+) -> None:
     """Send flights through the router one by one, feed labels back, let analysis decide."""
     import httpx
 
@@ -146,7 +155,7 @@ def _replay(settings: Settings, rows: pd.DataFrame, record: LoopRecord, progress
     from e2eai.serving.client import v2_request
     from e2eai.serving.local import LocalServing
 
-    serving = LocalServing(settings)
+    serving = LocalServing(settings, policy=policy)
     url = f"{serving.state().endpoint}/v2/models/{settings.serving.model_name}/infer"
     windows = settings.features.windows_hours
     batch = 250
@@ -161,8 +170,11 @@ def _replay(settings: Settings, rows: pd.DataFrame, record: LoopRecord, progress
                     url, json=v2_request(one, windows), headers={"x-request-id": request_id}
                 )
                 response.raise_for_status()
-                feedback.append({"request_id": request_id, "label": int(one[LABEL].iloc[0])})
-            serving.feedback(feedback)  # ground truth arrives after the flights land
+                feedback.append({"request_id": request_id, "labels": [int(one[LABEL].iloc[0])]})
+            # Ground truth arrives after the flights land.
+            matched = serving.feedback(feedback)["matched"]
+            if matched != len(feedback):
+                raise RuntimeError(f"router matched {matched} of {len(feedback)} labels")
             decision = serving.analyze(apply=True)
             record.canary.append(decision.model_dump(mode="json"))
             progress(
@@ -170,7 +182,8 @@ def _replay(settings: Settings, rows: pd.DataFrame, record: LoopRecord, progress
                 f"({decision.weight_before}% → {decision.weight_after}%)"
             )
             if decision.action in ("promote", "rollback"):
-                record.outcome = f"challenger {decision.action}d: {decision.reason}"
+                verb = "promoted" if decision.action == "promote" else "rolled back"
+                record.outcome = f"challenger {verb}: {decision.reason}"
                 return
     record.outcome = "traffic ran out before the analysis could decide (canary kept)"
 
@@ -180,6 +193,7 @@ def run_loop(
 ) -> LoopRecord:
     """Run the whole loop and write its report; returns the record."""
     from e2eai.registry import ModelRegistry
+    from e2eai.serving.canary_analysis import CanaryPolicy
     from e2eai.serving.local import LocalServing, ModelSource
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -206,7 +220,9 @@ def run_loop(
         if str(registry.get(champion.version).stage) != "champion":
             registry.transition(champion.version, "champion", "first model: passed every gate")
 
-    serving = LocalServing(settings)
+    # The loop feeds ground truth back, so the canary is judged on served accuracy too.
+    policy = CanaryPolicy.from_settings(settings).model_copy(update={"require_labels": True})
+    serving = LocalServing(settings, policy=policy)
     try:
         started = time.perf_counter()
         progress(f"2/4 serve champion v{champion.version} on loopback (KServe ModelServer)")
@@ -235,7 +251,7 @@ def run_loop(
             replay = pd.read_parquet(record.models["challenger"]["holdout_path"])
             window = record.models["challenger"]["holdout_window"]
             progress(f"4/4 canary: replay {len(replay)} flights of {window} with feedback")
-            _replay(settings, replay, record, progress)
+            _replay(settings, policy, replay, record, progress)
             record.step("canary", started, decisions=len(record.canary))
         record.data["serving"] = serving.status()
     finally:

@@ -15,12 +15,13 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from e2eai.config import Settings
 from e2eai.errors import E2eaiError
 from e2eai.features.build import PLANES_VALID_FROM, flights_as_requests, flights_table_path
-from e2eai.features.model_input import build_model_input
+from e2eai.features.model_input import Columns, build_model_input, model_input_columns
 from e2eai.schema import EVENT_TIMESTAMP, FEATURE_SERVICE, FLIGHT_ID, LABEL, feature_refs
 
 if TYPE_CHECKING:
@@ -197,39 +198,93 @@ def _serving_store(repo: Path) -> FeatureStore:
     return FeatureStore(repo_path=str(repo))
 
 
-def online_features(settings: Settings, requests: pd.DataFrame) -> pd.DataFrame:
-    """Online feature values for flight requests, aligned with ``requests``' index."""
+@functools.lru_cache(maxsize=16)
+def _online_refs(windows_hours: tuple[int, ...]) -> tuple[str, ...]:
+    return tuple(feature_refs(windows_hours))
+
+
+def _as_list(values: object) -> list:
+    if isinstance(values, list):
+        return values
+    return np.asarray(values, dtype=object).tolist()  # plain str, not numpy scalars
+
+
+def online_feature_values(settings: Settings, requests: Columns) -> dict[str, list]:
+    """Online feature values (name → one value per request, None when the store has none).
+
+    ``requests`` is a DataFrame or a mapping of request field → values; the rows are looked
+    up in one ``get_online_features`` call and returned in the same order.
+    """
     # One FeatureStore per repo for the life of the process: opening one and loading its
     # registry costs ~20 ms, twice the whole online latency budget. Feast refreshes the
     # cached registry itself (registry cache TTL), and online reads go to SQLite each time.
     store = _serving_store(_repo_dir(settings))
-    rows = [
-        {
-            "origin": r.origin,
-            "tailnum": r.tailnum,
-            "carrier": r.carrier,
-            "route": f"{r.origin}-{r.dest}",
-        }
-        for r in requests[["origin", "tailnum", "carrier", "dest"]].itertuples(index=False)
-    ]
+    origins = _as_list(requests["origin"])
+    dests = _as_list(requests["dest"])
+    entities = {
+        "origin": origins,
+        "tailnum": _as_list(requests["tailnum"]),
+        "carrier": _as_list(requests["carrier"]),
+        "route": [f"{origin}-{dest}" for origin, dest in zip(origins, dests, strict=True)],
+    }
     values = store.get_online_features(
-        features=feature_refs(settings.features.windows_hours), entity_rows=rows
+        features=list(_online_refs(tuple(settings.features.windows_hours))),
+        entity_rows=entities,  # columnar: Feast would transpose a list of rows back
     ).to_dict()
     for key in JOIN_KEYS:
         values.pop(key, None)
-    # Plain lists framed once (cheaper than to_df + drop for one row); build_model_input
-    # casts the values to the schema's dtypes.
-    return pd.DataFrame(values, index=requests.index)
+    return values
 
 
-def online_model_input(settings: Settings, requests: pd.DataFrame) -> pd.DataFrame:
-    """Model input for live requests: online features + the training-time derivation."""
-    return build_model_input(
+def online_features(settings: Settings, requests: pd.DataFrame) -> pd.DataFrame:
+    """Online feature values for flight requests, aligned with ``requests``' index."""
+    return pd.DataFrame(online_feature_values(settings, requests), index=requests.index)
+
+
+def online_model_columns(settings: Settings, requests: Columns) -> dict[str, np.ndarray]:
+    """Model input columns for live requests: online features + the training-time derivation.
+
+    What the serving transformer feeds to the model; no DataFrame on the way (see
+    ``e2eai.features.model_input``).
+    """
+    return model_input_columns(
         requests,
-        online_features(settings, requests),
+        online_feature_values(settings, requests),
         settings.features.windows_hours,
         settings.features.rate_prior,
     )
+
+
+def warm_online_store(settings: Settings) -> None:
+    """Open the serving store and look up one placeholder flight, before traffic arrives.
+
+    The first lookup imports Feast, loads the registry and opens SQLite (seconds): a server
+    does it before it reports ready, not on its first request. Raises
+    :class:`FeatureStoreError` when the repo cannot serve (not applied, not materialized).
+    """
+    placeholder = {
+        "carrier": ["--"],
+        "flight": [1],
+        "origin": ["---"],
+        "dest": ["---"],
+        "tailnum": ["-"],
+        "scheduled_departure": np.array(["2013-01-01T00:00"], dtype="datetime64[ns]"),
+        "distance": [1.0],
+    }
+    try:
+        online_model_columns(settings, placeholder)
+    except FeatureStoreError:
+        raise
+    except Exception as exc:  # feast/sqlite raise their own types for a missing table
+        raise FeatureStoreError(
+            f"{settings.features.repo}: the online store cannot serve ({exc}); run "
+            "`e2eai features apply` and `e2eai features materialize` first"
+        ) from exc
+
+
+def online_model_input(settings: Settings, requests: pd.DataFrame) -> pd.DataFrame:
+    """Model input for live requests as a DataFrame on ``requests``' index."""
+    return pd.DataFrame(online_model_columns(settings, requests), index=requests.index)
 
 
 def default_materialize_window(settings: Settings) -> tuple[date, date]:

@@ -59,6 +59,7 @@ class CanaryPolicy(BaseModel):
             min_requests=serving.canary_min_requests,
             min_labelled=serving.canary_min_labelled,
             require_labels=serving.canary_require_labels,
+            latency_floor_ms=serving.canary_latency_floor_ms,
             decision_threshold=settings.gates.decision_threshold,
         )
 

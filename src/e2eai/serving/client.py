@@ -36,3 +36,13 @@ def v2_probabilities(response: dict[str, Any]) -> list[float]:
         if output.get("name") == "probability":
             return [float(p) for p in output["data"]]
     raise ValueError(f"no 'probability' output in response: {list(response)}")
+
+
+def placeholder_request(windows_hours: tuple[int, ...]) -> dict[str, Any]:
+    """A valid one-row V2 request: every numeric input at its lower bound (or 0), every
+    categorical input an unknown category. For warm-ups and smoke checks, not predictions."""
+    row = {
+        f.name: (float(f.minimum or 0.0) if f.kind == "numeric" else "?")
+        for f in model_features(windows_hours)
+    }
+    return v2_request(pd.DataFrame([row]), windows_hours)

@@ -8,8 +8,8 @@ Two ways to run it, measured side by side in ``bench/bench_serving.py``:
   :class:`FlightTransformer`, a ``kserve.Model`` whose ``preprocess`` builds the V2 request
   for the predictor (the InferenceService's transformer component on the cluster).
 
-Either way the model input comes from ``e2eai.features.model_input.build_model_input`` — the
-function that builds the training rows — so serving cannot drift from training.
+Either way the model input comes from ``e2eai.features.model_input.model_input_columns`` —
+the function that builds the training rows — so serving cannot drift from training.
 """
 
 from __future__ import annotations
@@ -57,10 +57,12 @@ def _parse_departure(i: int, value: Any) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _request_column(name: str, values: Sequence[Any]) -> Any:
+def _request_column(name: str, values: Sequence[Any]) -> np.ndarray:
     field = _FIELDS[name]
     if field.type == "datetime":
-        return [_parse_departure(i, v) for i, v in enumerate(values)]
+        # Naive UTC datetime64: the instant, as e2eai.features.model_input reads it.
+        utc = [_parse_departure(i, v).replace(tzinfo=None) for i, v in enumerate(values)]
+        return np.array(utc, dtype="datetime64[ns]")
     if field.type == "str":
         spec = InputSpec(name, "categorical", False, max_length=field.max_length or 64)
         return categorical_column(spec, values)
@@ -73,10 +75,14 @@ def _request_column(name: str, values: Sequence[Any]) -> Any:
     return column
 
 
-def flight_requests_frame(columns: dict[str, Sequence[Any]], max_rows: int) -> pd.DataFrame:
-    """Validate flight-request columns (schema.REQUEST_FIELDS) into a DataFrame."""
-    import pandas as pd
+def flight_request_columns(
+    columns: dict[str, Sequence[Any]], max_rows: int
+) -> dict[str, np.ndarray]:
+    """Validate flight-request columns (schema.REQUEST_FIELDS) into typed numpy arrays.
 
+    ``scheduled_departure`` becomes ``datetime64[ns]`` in UTC; bad input raises
+    :class:`~e2eai.errors.InvalidInferenceRequest` naming the field.
+    """
     unknown = sorted(set(columns) - set(_FIELDS))
     if unknown:
         raise InvalidInferenceRequest(unknown[0], f"unknown field (unknown: {', '.join(unknown)})")
@@ -91,8 +97,15 @@ def flight_requests_frame(columns: dict[str, Sequence[Any]], max_rows: int) -> p
         raise InvalidInferenceRequest(None, "the request has no rows")
     if n > max_rows:
         raise InvalidInferenceRequest(None, f"{n} rows exceed the limit of {max_rows}", 413)
-    frame = pd.DataFrame({name: _request_column(name, columns[name]) for name in _FIELDS})
-    frame["scheduled_departure"] = pd.to_datetime(frame["scheduled_departure"], utc=True)
+    return {name: _request_column(name, columns[name]) for name in _FIELDS}
+
+
+def flight_requests_frame(columns: dict[str, Sequence[Any]], max_rows: int) -> pd.DataFrame:
+    """Validate flight-request columns (schema.REQUEST_FIELDS) into a DataFrame."""
+    import pandas as pd
+
+    frame = pd.DataFrame(flight_request_columns(columns, max_rows))
+    frame["scheduled_departure"] = frame["scheduled_departure"].dt.tz_localize("UTC")
     return frame
 
 
@@ -126,34 +139,29 @@ def _columns(request: Any) -> dict[str, Sequence[Any]]:
 class FlightEnricher:
     """Flight requests → Feast online features → the model's ORT feed (same code as training)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, warm: bool = True) -> None:
+        """``warm``: open the Feast store now (seconds), so the first request does not."""
         self.settings = settings
         self.max_rows = settings.serving.max_batch_rows
+        if warm:
+            from e2eai.features.store import warm_online_store
 
-    def model_input(self, request: Any) -> pd.DataFrame:
-        """The model-input rows for a request (V1 instances or V2 tensors)."""
-        from e2eai.features.model_input import build_model_input
-        from e2eai.features.store import online_features
+            warm_online_store(settings)
 
-        requests = flight_requests_frame(_columns(request), self.max_rows)
-        features = online_features(self.settings, requests)
-        return build_model_input(
-            requests,
-            features,
-            self.settings.features.windows_hours,
-            self.settings.features.rate_prior,
-        )
+    def model_input(self, request: Any) -> dict[str, np.ndarray]:
+        """The model-input columns for a request (V1 instances or V2 tensors)."""
+        from e2eai.features.store import online_model_columns
+
+        requests = flight_request_columns(_columns(request), self.max_rows)
+        return online_model_columns(self.settings, requests)
 
     def __call__(self, request: Any) -> dict[str, np.ndarray]:
-        frame = self.model_input(request)
         feed: dict[str, np.ndarray] = {}
-        for feature in schema.model_features(self.settings.features.windows_hours):
-            column = frame[feature.name]
-            if feature.kind == "numeric":
-                feed[feature.name] = column.to_numpy(np.float32).reshape(-1, 1)
-            else:
-                values = column.astype(object).where(column.notna(), "").to_numpy(object)
-                feed[feature.name] = values.reshape(-1, 1)
+        for name, values in self.model_input(request).items():
+            if values.dtype == object:
+                # The ONNX graph takes the empty string as the unknown category.
+                values = np.array(["" if v is None else v for v in values], dtype=object)
+            feed[name] = values.reshape(-1, 1)
         return feed
 
 

@@ -7,6 +7,7 @@ compares against the registry's champion and returns every number, plot and path
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -20,6 +21,7 @@ import pandas as pd
 
 from e2eai.config import Settings
 from e2eai.errors import TrainingConfigError, TrainingDataError
+from e2eai.features.rebalance import rebalance
 from e2eai.training.baselines import SKLEARN_FAMILIES, fit_pipeline
 from e2eai.training.champion import current_champion, fetch_model_dir, open_registry
 from e2eai.training.columns import labels
@@ -186,6 +188,9 @@ def run_training(
     if frame is None:
         frame = load_training_frame(settings)
     split = time_split(frame, t.train_start, t.train_end, t.validation_days, t.holdout_days)
+    if settings.features.rebalance != "none":  # training rows only: never what is scored
+        balanced = rebalance(split.train, settings.features.rebalance, settings.features.seed)
+        split = dataclasses.replace(split, train=balanced)
     run_dir = run_dir or settings.home / "training" / _run_id(frame, settings, warm_start_from)
     run_dir.mkdir(parents=True, exist_ok=True)
     holdout_path = run_dir / "holdout.parquet"

@@ -28,6 +28,17 @@ def split():
     return time_split(frame, date(2013, 1, 1), date(2013, 2, 28), 10, 14)
 
 
+def _randomised(model):
+    """Random weights everywhere: a fresh Wide & Deep model starts with both logits at 0."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
+    return model.eval()
+
+
 def _job(split, tmp_path, params: MLPParams, epochs: int, patience: int) -> TorchJob:
     train_path, validation_path = write_inputs(split.train, split.validation, tmp_path / "data")
     spec = TabularSpec.fit(split.train, params)
@@ -129,7 +140,7 @@ def test_mlp_imputes_nan_inside_the_module(split, tmp_path):
     from e2eai.training.mlp import TabularMLP
 
     spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8))
-    model = TabularMLP(spec).eval()
+    model = _randomised(TabularMLP(spec))
     numeric, indices = spec.encode(split.holdout.head(4))
     filled = numeric.copy()
     numeric[:, 0] = np.nan
@@ -162,7 +173,7 @@ def test_mlp_clips_numeric_inputs_to_the_training_range(split):
     from e2eai.training.mlp import TabularMLP
 
     spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8))
-    model = TabularMLP(spec).eval()
+    model = _randomised(TabularMLP(spec))
     j = spec.numeric.index("month")
     assert spec.upper[j] == split.train["month"].max()
     numeric, indices = spec.encode(split.holdout.head(4))
@@ -172,6 +183,13 @@ def test_mlp_clips_numeric_inputs_to_the_training_range(split):
         a = model(torch.from_numpy(at_edge), torch.from_numpy(indices))
         b = model(torch.from_numpy(beyond), torch.from_numpy(indices))
     assert torch.allclose(a, b)  # flat beyond the range, like a tree; no extrapolation
+    # The same for the hashed cross carrier × dep_hour and the quantile bins of the wide path.
+    h = spec.numeric.index("dep_hour")
+    at_edge[:, h], beyond[:, h] = spec.upper[h], spec.upper[h] + 3
+    with torch.no_grad():
+        a = model(torch.from_numpy(at_edge), torch.from_numpy(indices))
+        b = model(torch.from_numpy(beyond), torch.from_numpy(indices))
+    assert torch.allclose(a, b)
 
 
 def test_mlp_sees_missingness_of_columns_that_had_gaps(split):
@@ -182,7 +200,7 @@ def test_mlp_sees_missingness_of_columns_that_had_gaps(split):
     spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8))
     j = spec.numeric.index("plane_year")  # NaN in the synthetic training part
     assert spec.missing_indicator[j] and not spec.missing_indicator[0]
-    model = TabularMLP(spec).eval()
+    model = _randomised(TabularMLP(spec))
     numeric, indices = spec.encode(split.holdout.head(4))
     filled = numeric.copy()
     numeric[:, j], filled[:, j] = np.nan, spec.fill[j]
@@ -205,3 +223,79 @@ def test_spec_saved_before_the_numeric_transform_loads_neutral(split, tmp_path):
     old = TabularSpec.load(tmp_path / "old.json").numeric_transform()
     assert old["lower"][0] == -np.inf and old["upper"][0] == np.inf
     assert not any(old["log1p"]) and not any(old["missing_indicator"])
+
+
+def test_spec_saved_before_wide_and_deep_loads_as_a_plain_mlp(split, tmp_path):
+    import json
+
+    import torch
+
+    from e2eai.training.mlp import TabularMLP
+
+    plain = TabularSpec.fit(split.train, MLPParams(hidden_width=8, wide=False))
+    old_state = TabularMLP(plain).state_dict()
+    raw = json.loads(plain.save(tmp_path / "spec.json").read_text())
+    for key in ("crosses", "bin_edges"):
+        raw.pop(key)
+    for key in ("wide", "cross_buckets", "deep_lr_factor", "numeric_bins"):
+        raw["params"].pop(key)
+    (tmp_path / "old.json").write_text(json.dumps(raw))
+    old = TabularSpec.load(tmp_path / "old.json")
+    assert old.params.wide is False
+    model = TabularMLP(old)
+    model.load_state_dict(old_state)  # strict: a champion saved before keeps loading
+    assert not any(name.startswith("wide_") for name, _ in model.named_parameters())
+    assert isinstance(
+        model(*map(torch.from_numpy, old.encode(split.holdout.head(3)))), torch.Tensor
+    )
+
+
+def test_wide_path_reads_categories_crosses_and_numeric_bins(split):
+    import torch
+
+    from e2eai.training.mlp import TabularMLP
+
+    spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8, numeric_bins=8))
+    assert tuple(spec.crosses[0]) == ("carrier", "origin")
+    model = TabularMLP(spec).eval()
+    numeric, indices = (torch.from_numpy(a) for a in spec.encode(split.holdout.head(64)))
+    with torch.no_grad():
+        assert torch.equal(model(numeric, indices), torch.zeros(64))  # both logits start at 0
+        # One carrier's wide weight moves exactly that carrier's rows by exactly that much.
+        c = spec.categorical.index("carrier")
+        target = int(indices[0, c])
+        model.wide_embeddings[c].weight[target] = 0.5
+        hit = indices[:, c] == target
+        assert torch.allclose(model(numeric, indices), hit.float() * 0.5)
+        model.wide_embeddings[c].weight.zero_()
+        # A cross bucket: only rows of that (carrier, origin) pair share it (no collision).
+        keys = indices[:, c] * 7919 + indices[:, spec.categorical.index("origin")]
+        bucket = int(keys[0] % spec.params.cross_buckets)
+        model.wide_crosses[0].weight[bucket] = 1.0
+        assert torch.allclose(model(numeric, indices), (keys == keys[0]).float())
+        model.wide_crosses[0].weight.zero_()
+        # Numeric bins: distance above its last edge lands in the last bin of distance.
+        j = spec.numeric.index("distance")
+        n_bins = model.bin_edges.shape[1] + 1
+        model.wide_bins.weight[j * n_bins + n_bins - 1] = 2.0
+        far = numeric.clone()
+        far[:, j] = spec.upper[j]
+        assert torch.allclose(model(far, indices), torch.full((64,), 2.0))
+
+
+def test_resize_grows_both_paths_with_the_unknown_row(split):
+    import torch
+
+    from e2eai.training.mlp import TabularMLP, resize_embeddings
+
+    spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8))
+    newer = split.holdout.copy()
+    newer.loc[newer.index[:5], "carrier"] = "QX"
+    grown = spec.extended_with(newer)
+    state = _randomised(TabularMLP(spec)).state_dict()
+    resized = resize_embeddings(state, spec, grown)
+    c = spec.categorical.index("carrier")
+    for key in (f"embeddings.{c}.weight", f"wide_embeddings.{c}.weight"):
+        assert resized[key].shape[0] == state[key].shape[0] + 1
+        assert torch.equal(resized[key][-1], state[key][0])
+    TabularMLP(grown).load_state_dict(resized)  # strict: every new table fits

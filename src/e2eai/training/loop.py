@@ -9,6 +9,7 @@ state) and writes the final model; a re-run of the same job resumes from the che
 from __future__ import annotations
 
 import copy
+import math
 import os
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ _MIN_IMPROVEMENT = 1e-4
 
 
 def _optimizer(
-    name: str, params: list[nn.Parameter], lr: float, weight_decay: float
+    name: str, params: list[dict], lr: float, weight_decay: float
 ) -> torch.optim.Optimizer:
     if name == "adam":  # decoupled decay (AdamW); with weight_decay=0 it is plain Adam
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
@@ -48,18 +49,25 @@ def _optimizer(
 
 
 def _scheduler(
-    name: str, optimizer: torch.optim.Optimizer, lr: float, total_steps: int
+    name: str, optimizer: torch.optim.Optimizer, total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """A per-step schedule over the whole run (``epochs`` × batches per epoch)."""
+    """A per-step schedule over the whole run (``epochs`` × batches per epoch).
+
+    Each parameter group (wide, deep) follows the schedule from its own learning rate.
+    """
+    peaks = [group["lr"] for group in optimizer.param_groups]
     if name == "constant":
         return None
     if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=total_steps, eta_min=lr * 0.02
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda step: (
+                0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+            ),
         )
     if name == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=total_steps, pct_start=0.2
+            optimizer, max_lr=peaks, total_steps=total_steps, pct_start=0.2
         )
     raise TrainingConfigError(
         f"training.lr_schedule {name!r} is not one of constant, cosine, onecycle"
@@ -145,12 +153,17 @@ def _train(
         model.load_state_dict(torch.load(job.init_weights, weights_only=True))
     resumed_from = state["epoch"]
 
-    if job.freeze_embeddings:
-        for emb in model.embeddings:
+    if job.freeze_embeddings:  # per-category tables of both paths; cross buckets still learn
+        for emb in [*model.embeddings, *getattr(model, "wide_embeddings", [])]:
             emb.weight.requires_grad_(False)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    wide, deep = model.parameter_groups()
+    lr = job.params.learning_rate
+    groups = [
+        {"params": [p for p in wide if p.requires_grad], "lr": lr},
+        {"params": [p for p in deep if p.requires_grad], "lr": lr * job.params.deep_lr_factor},
+    ]
     optimizer = _optimizer(
-        job.params.optimizer, trainable, job.params.learning_rate, job.params.weight_decay
+        job.params.optimizer, [g for g in groups if g["params"]], lr, job.params.weight_decay
     )
 
     if not state["history"]:  # epoch 0: the starting point (champion weights or fresh init)
@@ -167,9 +180,7 @@ def _train(
     )
     per_worker_batch = max(1, job.params.batch_size // world_size)
     loader = DataLoader(dataset, batch_size=per_worker_batch, sampler=sampler)
-    scheduler = _scheduler(
-        job.params.lr_schedule, optimizer, job.params.learning_rate, job.epochs * len(loader)
-    )
+    scheduler = _scheduler(job.params.lr_schedule, optimizer, job.epochs * len(loader))
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
         if scheduler is not None:

@@ -1,7 +1,13 @@
-"""The tabular MLP: embeddings for categories, imputation and normalisation as buffers.
+"""The tabular Wide & Deep model: imputation and normalisation as buffers, two logits.
 
 Everything a raw row needs besides the string → index lookup lives inside the module, so
 the exported graph takes raw numeric values (NaN = missing) and serving does no arithmetic.
+
+The logit is the sum of a *wide* linear part — normalised numerics and missing indicators,
+one scalar weight per category (an embedding of dimension 1) and per hashed cross bucket of
+a few feature pairs — and a *deep* MLP over the same numerics plus category embeddings. The
+wide part alone is logistic regression (with crosses); on the flight data the signal is
+almost linear, so the MLP only has to learn what the linear model misses.
 """
 
 from __future__ import annotations
@@ -31,6 +37,30 @@ class TabularMLP(nn.Module):
         self.embeddings = nn.ModuleList(
             nn.Embedding(cardinality, p.embedding_dim) for cardinality in spec.cardinalities()
         )
+        self.wide = p.wide
+        self.crosses: list[tuple[tuple[bool, int], tuple[bool, int]]] = []
+        if p.wide:
+            n_dense = len(spec.numeric) + len(indicator)
+            self.wide_dense = nn.Linear(n_dense, 1)
+            self.wide_embeddings = nn.ModuleList(
+                nn.Embedding(cardinality, 1) for cardinality in spec.cardinalities()
+            )
+            self.cross_buckets = p.cross_buckets
+            pairs = (spec.crosses or []) if p.cross_buckets > 0 else []
+            self.crosses = [tuple(_column(spec, name) for name in pair) for pair in pairs]
+            self.wide_crosses = nn.ModuleList(nn.Embedding(p.cross_buckets, 1) for _ in pairs)
+            # Quantile bins give each numeric a step-shaped effect (what a tree would split).
+            edges = spec.binned_edges() if p.numeric_bins > 0 else np.zeros((0, 0), np.float32)
+            self.register_buffer("bin_edges", torch.from_numpy(edges))
+            n_bins = edges.shape[1] + 1
+            offsets = torch.arange(len(spec.numeric), dtype=torch.int64) * n_bins
+            self.register_buffer("bin_offset", offsets)
+            self.wide_bins = nn.Embedding(len(spec.numeric) * n_bins if edges.size else 1, 1)
+            # Start as "no opinion": the first gradient steps then fit the linear signal.
+            for emb in [*self.wide_embeddings, *self.wide_crosses, self.wide_bins]:
+                nn.init.zeros_(emb.weight)
+            nn.init.zeros_(self.wide_dense.weight)
+            nn.init.zeros_(self.wide_dense.bias)
         layers: list[nn.Module] = []
         width_in = len(spec.numeric) + len(indicator) + p.embedding_dim * len(spec.categorical)
         for _ in range(p.depth):
@@ -38,16 +68,69 @@ class TabularMLP(nn.Module):
             width_in = p.hidden_width
         layers.append(nn.Linear(width_in, 1))
         self.body = nn.Sequential(*layers)
+        if p.wide:  # the deep logit starts at 0: training begins as the linear model
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
 
     def forward(self, numeric: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
         missing = torch.isnan(numeric)
-        x = torch.where(missing, self.fill, numeric)
+        x = filled = torch.where(missing, self.fill, numeric)
         x = torch.minimum(torch.maximum(x, self.lower), self.upper)
         x = torch.where(self.log_mask, torch.log1p(torch.clamp(x, min=0.0)), x)
         x = (x - self.mean) / self.std
         indicators = missing.index_select(1, self.indicator_index).to(x.dtype)
         embedded = [emb(categories[:, j]) for j, emb in enumerate(self.embeddings)]
-        return self.body(torch.cat([x, indicators, *embedded], dim=1)).squeeze(-1)
+        dense = torch.cat([x, indicators], dim=1)
+        logit = self.body(torch.cat([dense, *embedded], dim=1)).squeeze(-1)
+        if not self.wide:
+            return logit
+        wide = self.wide_dense(dense)
+        for j, emb in enumerate(self.wide_embeddings):
+            wide = wide + emb(categories[:, j])
+        # Bins and crosses see the imputed value clipped to the training range, so a value
+        # beyond it (a new month, hour 24) lands where the edge of the range did.
+        clipped = torch.minimum(torch.maximum(filled, self.lower), self.upper)
+        if self.bin_edges.numel():
+            bins = (clipped.unsqueeze(-1) > self.bin_edges).sum(dim=-1) + self.bin_offset
+            wide = wide + self.wide_bins(bins).sum(dim=1)
+        for (a, b), emb in zip(self.crosses, self.wide_crosses, strict=True):
+            key = self._cross_part(a, clipped, categories) * _CROSS_MULTIPLIER
+            key = key + self._cross_part(b, clipped, categories)
+            wide = wide + emb(torch.remainder(key, self.cross_buckets))
+        return logit + wide.squeeze(-1)
+
+    @staticmethod
+    def _cross_part(
+        column: tuple[bool, int], numeric: torch.Tensor, categories: torch.Tensor
+    ) -> torch.Tensor:
+        """Non-negative int64 code of one cross component: category index or integer value.
+
+        ``numeric`` is imputed and clipped to the training range already.
+        """
+        is_category, j = column
+        if is_category:
+            return categories[:, j]
+        # An integer-valued numeric (dep_hour), imputed and clipped: value v → floor(v) ≥ 0.
+        value = torch.clamp(torch.floor(numeric[:, j]), 0.0, _CROSS_MAX_VALUE)
+        return value.to(torch.int64)
+
+    def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(wide, deep) parameters: the optimiser gives the deep part its own learning rate."""
+        wide = [p for n, p in self.named_parameters() if n.startswith("wide_")]
+        deep = [p for n, p in self.named_parameters() if not n.startswith("wide_")]
+        return wide, deep
+
+
+_CROSS_MULTIPLIER = 7919
+"""Prime spreading the first component before the modulo (codes stay far below int64)."""
+_CROSS_MAX_VALUE = 1e6
+
+
+def _column(spec: TabularSpec, name: str) -> tuple[bool, int]:
+    """(is categorical, position in its input tensor) of a cross component."""
+    if name in spec.categorical:
+        return True, spec.categorical.index(name)
+    return False, spec.numeric.index(name)
 
 
 def build_model(spec: TabularSpec, seed: int) -> TabularMLP:
@@ -77,12 +160,16 @@ def mlp_proba(model: TabularMLP, spec: TabularSpec, frame: pd.DataFrame) -> np.n
 def resize_embeddings(
     state: dict[str, torch.Tensor], old: TabularSpec, new: TabularSpec
 ) -> dict[str, torch.Tensor]:
-    """Champion weights for a spec with more categories: old rows kept, new rows = unknown's."""
+    """Champion weights for a spec with more categories: old rows kept, new rows = unknown's.
+
+    Applies to the deep embeddings and the wide per-category weights; hashed cross tables
+    have a fixed size (indices never move, so a new category only lands in new buckets).
+    """
     state = dict(state)
     for j, name in enumerate(new.categorical):
-        key = f"embeddings.{j}.weight"
-        weight = state[key]
         grow = len(new.vocab[name]) - len(old.vocab[name])
-        if grow > 0:
-            state[key] = torch.cat([weight, weight[:1].repeat(grow, 1)], dim=0)
+        for key in (f"embeddings.{j}.weight", f"wide_embeddings.{j}.weight"):
+            if grow > 0 and key in state:
+                weight = state[key]
+                state[key] = torch.cat([weight, weight[:1].repeat(grow, 1)], dim=0)
     return state

@@ -34,6 +34,9 @@ SEARCH_SPACE: tuple[ParamSpec, ...] = (
     ParamSpec("weight_decay", "float", 1e-6, 1e-1, log=True),
     ParamSpec("embedding_dim", "int", 2, 16),
     ParamSpec("lr_schedule", "categorical", choices=("constant", "cosine", "onecycle")),
+    # Wide & Deep: how fast the MLP may move next to the linear part. (numeric_bins is not
+    # searched: its edges are learned with the spec, once, before the trials.)
+    ParamSpec("deep_lr_factor", "float", 0.03, 1.0, log=True),
 )
 
 

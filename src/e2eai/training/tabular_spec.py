@@ -28,6 +28,18 @@ from e2eai.training.columns import MISSING_CATEGORY, model_input_frame
 _HEAVY_TAIL = 2.0
 """Skewness above which a non-negative column is log1p-transformed (precipitation)."""
 
+CROSSES: tuple[tuple[str, str], ...] = (
+    ("carrier", "origin"),
+    ("carrier", "dep_hour"),
+    ("origin", "dep_hour"),
+    ("carrier", "dest"),
+    ("origin", "dest"),
+)
+"""Feature pairs the wide path sees as hashed crosses (a column is categorical or an
+integer-valued numeric such as ``dep_hour``): delay patterns are specific to, say, one
+carrier at one airport or one airport in the evening rush, which a sum of per-feature
+weights cannot express."""
+
 
 @dataclass(frozen=True)
 class MLPParams:
@@ -42,6 +54,20 @@ class MLPParams:
     embedding_dim: int = 8
     weight_decay: float = 0.01
     lr_schedule: str = "cosine"  # "constant" | "cosine" | "onecycle" (per step)
+    # Wide & Deep: a linear "wide" logit (numerics, one weight per category and per hashed
+    # cross bucket) added to the MLP's, so the model contains logistic regression.
+    wide: bool = True
+    cross_buckets: int = 2048  # rows of each hashed cross table; 0 = no crosses
+    deep_lr_factor: float = 0.1  # learning rate of the deep part relative to the wide part
+    numeric_bins: int = 16  # wide path: quantile bins per numeric (a weight each); 0 = none
+
+
+def _bin_edges(filled: np.ndarray, bins: int) -> list[list[float]]:
+    """Distinct inner quantiles per column: a column with few values gets few bins."""
+    if bins < 2:
+        return []
+    quantiles = np.quantile(filled, np.linspace(0, 1, bins + 1)[1:-1], axis=0)
+    return [np.unique(quantiles[:, j]).astype(np.float32).tolist() for j in range(filled.shape[1])]
 
 
 @dataclass(frozen=True)
@@ -60,6 +86,8 @@ class TabularSpec:
     upper: list[float] | None = None
     log1p: list[bool] | None = None
     missing_indicator: list[bool] | None = None
+    crosses: list[list[str]] | None = None  # pairs of input columns (wide path)
+    bin_edges: list[list[float]] | None = None  # per numeric: ascending quantile edges
 
     @classmethod
     def fit(cls, train: pd.DataFrame, params: MLPParams) -> TabularSpec:
@@ -91,13 +119,31 @@ class TabularSpec:
             upper=upper.tolist(),
             log1p=log1p.tolist(),
             missing_indicator=np.isnan(values).any(axis=0).tolist(),
+            crosses=[list(pair) for pair in CROSSES]
+            if params.wide and params.cross_buckets
+            else [],
+            bin_edges=_bin_edges(filled, params.numeric_bins if params.wide else 0),
         )
+
+    def binned_edges(self) -> np.ndarray:
+        """Bin edges as a [F, K] array, padded with +inf (a value is never above those)."""
+        edges = self.bin_edges or []
+        width = max((len(e) for e in edges), default=0)
+        out = np.full((len(self.numeric), width), np.inf, dtype=np.float32)
+        for j, column in enumerate(edges):
+            out[j, : len(column)] = column
+        return out
 
     def cardinalities(self) -> list[int]:
         """Embedding rows per categorical feature (one more than the vocabulary: unknown)."""
         return [len(self.vocab[name]) + 1 for name in self.categorical]
 
     def with_params(self, params: MLPParams) -> TabularSpec:
+        """Same vocabularies and statistics, other hyper-parameters.
+
+        Crosses and bin edges were learned by ``fit``: ``numeric_bins`` / ``wide`` here can
+        only switch off what ``fit`` prepared, not add what it did not.
+        """
         return replace(self, params=params)
 
     def numeric_transform(self) -> dict[str, list]:
@@ -142,5 +188,7 @@ class TabularSpec:
     @classmethod
     def load(cls, path: Path) -> TabularSpec:
         raw = json.loads(path.read_text())
+        # Specs saved before Wide & Deep describe a plain MLP: their weights have no wide path.
+        raw["params"].setdefault("wide", False)
         raw["params"] = MLPParams(**raw["params"])
         return cls(**raw)

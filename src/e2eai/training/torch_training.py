@@ -25,6 +25,10 @@ def mlp_params(training: TrainingSettings, **overrides: object) -> MLPParams:
         embedding_dim=training.embedding_dim,
         weight_decay=training.weight_decay,
         lr_schedule=training.lr_schedule,
+        wide=training.wide,
+        cross_buckets=training.cross_buckets,
+        deep_lr_factor=training.deep_lr_factor,
+        numeric_bins=training.numeric_bins,
     )
     return replace(params, **overrides) if overrides else params
 

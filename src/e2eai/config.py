@@ -171,6 +171,11 @@ class ServingSettings(_Section):
         (10, 50, 100), description="Canary traffic plan in percent; reaching 100 promotes."
     )
     canary_alpha: float = Field(0.05, description="Family-wise error level of canary checks.")
+    canary_auc_noninferiority_margin: float = Field(
+        0.05,
+        description="Promotion on labelled traffic needs the canary-minus-stable ROC-AUC "
+        "lower confidence bound above minus this margin.",
+    )
     canary_latency_floor_ms: float = Field(
         5.0,
         description="Canary p95 latency differences below this are noise: a backend at 10 % "

@@ -113,10 +113,11 @@ def _data_summary(settings: Settings) -> dict[str, Any]:
     return {**{k: report[k] for k in keys}, "quality_report": str(quality.with_suffix(".html"))}
 
 
-def _model_summary(settings: Settings, version: int, work: Path) -> dict[str, Any]:
+def _model_summary(settings: Settings, version: int, run_dir: Path) -> dict[str, Any]:
     """Metrics, windows, plots and the holdout of a registered version, for the report."""
     from e2eai.registry import ModelRegistry
 
+    work = run_dir / f"v{version}"
     with ModelRegistry.from_settings(settings) as registry:
         record = registry.get(version)
         plots = {
@@ -256,6 +257,9 @@ def run_loop(
         record.data["serving"] = serving.status()
     finally:
         serving.stop()
+    with ModelRegistry.from_settings(settings) as registry:  # stages after the decisions
+        for model in record.models.values():
+            model["stage"] = str(registry.get(model["version"]).stage)
     write_report(record)
     return record
 
@@ -309,7 +313,10 @@ def write_report(record: LoopRecord) -> Path:
         for name, metrics in model["metrics"].items():
             cells = ("" if v is None else f"{v:.4f}" for v in metrics.values())
             values = "".join(f"<td>{c}</td>" for c in cells)
-            rows.append(f"<tr><td>{role} v{model['version']}</td><td>{name}</td>{values}</tr>")
+            rows.append(
+                f"<tr><td>{role} v{model['version']} ({model.get('stage', '')})</td>"
+                f"<td>{name}</td>{values}</tr>"
+            )
     metrics_table = (
         "<table><tr><th>model</th><th>scored</th><th>ROC-AUC</th><th>PR-AUC</th>"
         f"<th>log-loss</th><th>Brier</th></tr>{''.join(rows)}</table>"

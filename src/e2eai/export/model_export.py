@@ -50,6 +50,7 @@ class ExportResult:
                 "int8_path": str(q.int8_path),
                 "fp32_bytes": q.fp32_bytes,
                 "int8_bytes": q.int8_bytes,
+                "int8_batch_dependence": q.int8_batch_dependence,
                 "fp32_latency_ms_batch256": q.fp32_latency_ms,
                 "int8_latency_ms_batch256": q.int8_latency_ms,
                 "fp32_roc_auc": q.fp32_roc_auc,

@@ -48,6 +48,9 @@ class CanaryPolicy(BaseModel):
     latency_p95_tolerance: float = Field(0.25, description="Allowed relative p95 slowdown.")
     latency_floor_ms: float = Field(2.0, description="p95 differences below this are noise.")
     auc_margin: float = Field(0.0, description="Canary may trail stable's AUC by this much.")
+    auc_noninferiority_margin: float = Field(
+        0.05, description="A pass needs the AUC difference's lower bound above -this."
+    )
     decision_threshold: float = 0.5
 
     @classmethod
@@ -60,6 +63,7 @@ class CanaryPolicy(BaseModel):
             min_labelled=serving.canary_min_labelled,
             require_labels=serving.canary_require_labels,
             latency_floor_ms=serving.canary_latency_floor_ms,
+            auc_noninferiority_margin=serving.canary_auc_noninferiority_margin,
             decision_threshold=settings.gates.decision_threshold,
         )
 
@@ -230,15 +234,30 @@ def auc_check(
         )
     auc_s, se_s, _, _ = _auc_with_se(stable.scored)
     auc_c, se_c, _, _ = _auc_with_se(canary.scored)
-    z = (auc_c - auc_s + policy.auc_margin) / math.sqrt(se_s**2 + se_c**2)
+    se = math.sqrt(se_s**2 + se_c**2)
+    z = (auc_c - auc_s + policy.auc_margin) / se
     p_value = float(norm.cdf(z))  # small when the canary's AUC is clearly lower
+    # Absence of evidence of harm is not evidence of no harm: a pass needs the one-sided
+    # lower confidence bound of (canary - stable) above -non_inferiority_margin.
+    lower = auc_c - auc_s - float(norm.ppf(1 - alpha)) * se
+    if p_value < alpha:
+        verdict, note = "fail", ""
+    elif lower >= -policy.auc_noninferiority_margin:
+        verdict, note = "pass", f"non-inferior: lower bound {lower:+.4f}"
+    else:
+        verdict = "insufficient"
+        note = (
+            f"not yet shown non-inferior: lower bound {lower:+.4f} < "
+            f"-{policy.auc_noninferiority_margin}"
+        )
     return CheckEvidence(
         **base,
         stable=auc_s,
         canary=auc_c,
         statistic=z,
         p_value=p_value,
-        verdict="fail" if p_value < alpha else "pass",
+        verdict=verdict,
+        note=note,
     )
 
 

@@ -16,6 +16,7 @@ from conftest import copy_feature_repo
 from e2eai.config import Settings
 from e2eai.loop import run_loop, train_in_process
 from e2eai.registry import ModelRegistry
+from e2eai.serving.local import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +38,11 @@ def _settings(home: Path) -> Settings:
         # The loop's mechanics are under test here, not model quality.
         gates={"baseline_margin": -1.0, "champion_tolerance": 1.0},
         export={"quantize": False},
-        serving={"canary_min_requests": 100, "canary_min_labelled": 100},
+        serving={
+            "port": free_port(),
+            "canary_min_requests": 100,
+            "canary_min_labelled": 100,
+        },
     )
 
 

@@ -172,3 +172,21 @@ def test_rollout_cli_against_local_serving(serving, models):
         [*cli, "rollout", "promote"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "no canary is deployed" in done.stderr
+
+
+def test_router_refuses_a_port_another_process_listens_on(tmp_path: Path) -> None:
+    """Starting on a taken port fails clearly instead of talking to someone else's server."""
+    import socket
+
+    from e2eai.config import Settings
+    from e2eai.errors import ServingError
+    from e2eai.serving.local import LocalServing
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        serving = LocalServing(Settings(home=tmp_path, serving={"port": port}))
+        with pytest.raises(ServingError, match=f"127.0.0.1:{port} is already in use"):
+            serving._start_router("127.0.0.1", port)
+    assert not list((tmp_path / "serving" / "logs").glob("router-*.log"))  # nothing started

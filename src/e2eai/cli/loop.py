@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -18,6 +22,23 @@ Engine = Literal["kfp", "inprocess"]
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send everything written to file descriptor 2 (this process's logging and the task
+    subprocesses kfp.local starts) to ``path`` for the duration."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with path.open("ab") as log:
+            os.dup2(log.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def pipeline_trainer(project_dir: Path | None = None) -> TrainFn:
@@ -42,7 +63,11 @@ def pipeline_trainer(project_dir: Path | None = None) -> TrainFn:
             "canary_percent": 10,
             "settings_json": settings_to_json(settings),
         }
-        result = run_locally(pipeline, arguments, settings)
+        log = settings.home / "pipelines" / "kfp-local.log"
+        console.print(f"  kfp.local pipeline run (task logs: {log})")
+        with _stderr_to(log):
+            result = run_locally(pipeline, arguments, settings)
+        console.print(f"  pipeline {result.status} in {result.seconds:.0f} s")
         if result.status != "succeeded":
             raise PipelineError(f"training pipeline run failed: {result.error}")
         gates = [g.get("message", str(g)) for g in result.gates]

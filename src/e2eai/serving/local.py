@@ -82,6 +82,18 @@ def wait_until_ready(url: str, pid: int | None, timeout: float, log_path: Path |
     raise ServingError(f"{url} not ready after {timeout:.0f} s (log: {log_path})")
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """True when nothing listens on ``host:port`` (a bind succeeds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As asyncio's servers do: a port in TIME_WAIT after a stopped router is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def pid_alive(pid: int) -> bool:
     try:
         reaped, _ = os.waitpid(pid, os.WNOHANG)  # reap our own exited children
@@ -303,6 +315,11 @@ class LocalServing:
         return state
 
     def _start_router(self, host: str, port: int) -> int:
+        if not port_is_free(host, port):
+            raise ServingError(
+                f"{host}:{port} is already in use by another process: stop it or choose "
+                "another router port (serving.port / E2EAI_SERVING__PORT)"
+            )
         log_path = serving_dir(self.settings.home) / "logs" / f"router-{port}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
@@ -325,6 +342,12 @@ class LocalServing:
             )
         try:
             wait_until_ready(f"http://{host}:{port}/router/status", process.pid, 30, log_path)
+            answered = httpx.get(f"http://{host}:{port}/router/status", timeout=5.0).json()
+            if answered.get("pid") != process.pid:  # someone else took the port meanwhile
+                raise ServingError(
+                    f"{host}:{port} answers from pid {answered.get('pid')}, not the router "
+                    f"just started (pid {process.pid}); see {log_path}"
+                )
         except BaseException:
             stop_process(process.pid, grace=2)
             raise

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import sys
 import time
@@ -270,6 +271,7 @@ class Router:
                 ],
                 "requests": {slot: s.requests for slot, s in self.stats.items()},
                 "errors": {slot: s.errors for slot, s in self.stats.items()},
+                "pid": os.getpid(),  # lets the starter check it reached *this* router
             }
         )
 

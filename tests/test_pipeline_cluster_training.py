@@ -5,7 +5,6 @@ create-and-wait logic against kmock's in-memory Kubernetes API (the test plays t
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crds import validator
 from synthetic import synthetic_frame
 
 from e2eai.config import Settings
@@ -30,47 +30,12 @@ from e2eai.pipeline.cluster_training import (
     trainjob_manifest,
 )
 
-CRDS = Path(__file__).resolve().parents[1].parent / "shared" / "crds"
 TRAINJOB_CRD = "trainer.kubeflow.org_trainjobs.yaml"
 PYTORCHJOB_CRD = "kubeflow.org_pytorchjobs.yaml"
 
 
-def _to_json_schema(node: Any) -> Any:
-    """OpenAPI v3 (Kubernetes dialect) → JSON Schema: closed objects, int-or-string, nullable."""
-    if isinstance(node, list):
-        return [_to_json_schema(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {
-        k: _to_json_schema(v)
-        for k, v in node.items()
-        if not k.startswith("x-kubernetes-") and k != "nullable"
-    }
-    if node.get("x-kubernetes-int-or-string"):
-        out.pop("type", None)
-        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-    if node.get("nullable") and "type" in out:
-        out["type"] = [out["type"], "null"]
-    if (
-        "properties" in node
-        and not node.get("x-kubernetes-preserve-unknown-fields")
-        and "additionalProperties" not in node
-    ):
-        out["additionalProperties"] = False
-    return out
-
-
-@functools.cache
 def _validator(filename: str) -> Any:
-    import jsonschema
-    import yaml
-
-    path = CRDS / filename
-    if not path.is_file():
-        pytest.skip(f"CRD {path} not found: the shared CRD folder (../shared/crds) is absent")
-    crd = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    version = next(v for v in crd["spec"]["versions"] if v.get("storage"))
-    return jsonschema.Draft7Validator(_to_json_schema(version["schema"]["openAPIV3Schema"]))
+    return validator(filename)
 
 
 def _settings(tmp_path: Path, backend: str = "trainjob") -> Settings:

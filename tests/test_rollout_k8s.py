@@ -6,76 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import functools
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from crds import validator
 
 from e2eai.serving.k8s_manifests import ClusterServing, inference_service, serving_runtime
 from e2eai.serving.k8s_rollout import K8sRolloutController
 
-CRDS = Path(__file__).resolve().parents[1].parent / "shared" / "crds"
 CLUSTER = ClusterServing(namespace="e2eai", name="flight-delay")
 STABLE_URI = "s3://e2eai-artifacts/models/flight-delay/v3/model.onnx"
 CANARY_URI = "s3://e2eai-artifacts/models/flight-delay/v4/model.onnx"
 
 
-def _crd_schema(filename: str) -> dict[str, Any]:
-    path = CRDS / filename
-    if not path.is_file():
-        pytest.skip(f"CRD {path} not found: the shared CRD folder (../shared/crds) is absent")
-    return _load_crd_schema(path)
-
-
-@functools.cache
-def _load_crd_schema(path: Path) -> dict[str, Any]:
-    import yaml
-
-    # The InferenceService CRD is ~40k lines: the C loader parses it in a fraction of the time.
-    crd = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    version = next(v for v in crd["spec"]["versions"] if v.get("storage"))
-    return _to_json_schema(version["schema"]["openAPIV3Schema"])
-
-
-def _to_json_schema(node: Any) -> Any:
-    """OpenAPI v3 (Kubernetes dialect) → JSON Schema: closed objects, int-or-string, nullable."""
-    if isinstance(node, list):
-        return [_to_json_schema(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {
-        k: _to_json_schema(v)
-        for k, v in node.items()
-        if not k.startswith("x-kubernetes-") and k != "nullable"
-    }
-    if node.get("x-kubernetes-int-or-string"):
-        out.pop("type", None)
-        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-    if node.get("nullable") and "type" in out:
-        out["type"] = [out["type"], "null"]
-    if (
-        "properties" in node
-        and not node.get("x-kubernetes-preserve-unknown-fields")
-        and "additionalProperties" not in node
-    ):
-        out["additionalProperties"] = False
-    return out
-
-
 def _validate(obj: dict[str, Any], filename: str) -> None:
-    _crd_schema(filename)  # skips when the CRD folder is absent
-    _validator(CRDS / filename).validate(obj)
-
-
-@functools.cache
-def _validator(path: Path) -> Any:
-    import jsonschema
-
-    # jsonschema.validate() re-checks the 40k-line schema against the meta-schema every call.
-    return jsonschema.Draft7Validator(_load_crd_schema(path))
+    validator(filename).validate(obj)
 
 
 @pytest.mark.parametrize("style", ["traffic_percent", "canary_spec"])

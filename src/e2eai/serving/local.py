@@ -82,6 +82,22 @@ def wait_until_ready(url: str, pid: int | None, timeout: float, log_path: Path |
     raise ServingError(f"{url} not ready after {timeout:.0f} s (log: {log_path})")
 
 
+def listens_on(pid: int, port: int) -> bool:
+    """True when process ``pid`` (or a child of it) has a listening socket on ``port``."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        family = [process, *process.children(recursive=True)]
+        return any(
+            conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
+            for member in family
+            for conn in member.connections(kind="tcp")  # psutil 5.9 name
+        )
+    except psutil.Error:
+        return False
+
+
 def port_is_free(host: str, port: int) -> bool:
     """True when nothing listens on ``host:port`` (a bind succeeds)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -207,6 +223,13 @@ def start_predictor(
         wait_until_ready(
             f"http://127.0.0.1:{http_port}/v2/health/ready", process.pid, ready_timeout, log_path
         )
+        # free_port() only says the port was free a moment ago: make sure the server that
+        # answered is the one just started, not another process that took the port.
+        if not listens_on(process.pid, http_port):
+            raise ServingError(
+                f"port {http_port} answered, but not from the predictor just started "
+                f"(pid {process.pid}); see {log_path}"
+            )
         if not enrich:
             warm_up(f"http://127.0.0.1:{http_port}", settings)
     except BaseException:

@@ -42,6 +42,8 @@ def _settings(home: Path) -> Settings:
             "port": free_port(),
             "canary_min_requests": 100,
             "canary_min_labelled": 100,
+            # a short replay: decide on a looser non-inferiority margin than production
+            "canary_auc_noninferiority_margin": 0.2,
         },
     )
 

@@ -55,7 +55,7 @@ def _tune_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _set_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL, much faster
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
@@ -66,6 +66,28 @@ def _tune_sqlite(engine: Engine) -> None:
         # another process writes (SQLITE_BUSY at once, no waiting): writers lock up front.
         immediate = connection.get_execution_options().get(WRITE_TRANSACTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _set_wal(cursor: Any, attempts: int = 50) -> None:
+    """Switch the database to WAL, waiting out other processes doing the same.
+
+    Changing the journal mode needs an exclusive lock and SQLite does not run the busy
+    handler for it: two processes opening a new registry at once would see "database is
+    locked" immediately. The mode is persistent, so once one of them wins the rest see WAL.
+    """
+    import sqlite3
+    import time
+
+    for attempt in range(attempts):
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _create_tables(engine: Engine) -> None:

@@ -4,7 +4,6 @@ create-and-wait logic against kmock's in-memory Kubernetes API (the test plays t
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 from crds import validator
+from kube import emulated_custom_objects_api
 from synthetic import synthetic_frame
 
 from e2eai.config import Settings
@@ -95,36 +95,9 @@ def test_the_crd_validation_catches_a_misspelt_field(tmp_path):
 @pytest.fixture
 def custom_objects_api() -> Iterator[Any]:
     """A CustomObjectsApi talking to kmock's KubernetesEmulator on 127.0.0.1."""
-    import kmock
-    from kubernetes import client
-
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def serve() -> None:
-        async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
-            for kind in (TRAINJOB, PYTORCHJOB):
-                emulator.resources[f"{kind.group}/{kind.version}/{kind.plural}"] = (
-                    kmock.ResourceInfo(kind=kind.kind, namespaced=True)
-                )
-            box["url"] = str(server.url).rstrip("/")
-            box["stop"] = asyncio.Event()
-            ready.set()
-            await box["stop"].wait()
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(15), "kmock emulator did not start"
-        config = client.Configuration()
-        config.host = box["url"]
-        with client.ApiClient(config) as api_client:
-            yield client.CustomObjectsApi(api_client)
-    finally:
-        if "stop" in box:
-            loop.call_soon_threadsafe(box["stop"].set)
-        thread.join(timeout=10)
+    resources = {f"{k.group}/{k.version}/{k.plural}": k.kind for k in (TRAINJOB, PYTORCHJOB)}
+    with emulated_custom_objects_api(resources) as api:
+        yield api
 
 
 class FakeController(threading.Thread):

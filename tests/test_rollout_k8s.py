@@ -4,14 +4,13 @@ client against kmock's emulated API server."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from crds import validator
+from kube import emulated_custom_objects_api
 
 from e2eai.serving.k8s_manifests import ClusterServing, inference_service, serving_runtime
 from e2eai.serving.k8s_rollout import K8sRolloutController
@@ -93,35 +92,9 @@ def test_serving_runtime_validates_against_the_crd():
 @pytest.fixture
 def custom_objects_api() -> Iterator[Any]:
     """A CustomObjectsApi talking to kmock's KubernetesEmulator on 127.0.0.1."""
-    import kmock
-    from kubernetes import client
-
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def serve() -> None:
-        async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
-            emulator.resources["serving.kserve.io/v1beta1/inferenceservices"] = kmock.ResourceInfo(
-                kind="InferenceService", namespaced=True
-            )
-            box["url"] = str(server.url).rstrip("/")
-            box["stop"] = asyncio.Event()
-            ready.set()
-            await box["stop"].wait()
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(15), "kmock emulator did not start"
-        config = client.Configuration()
-        config.host = box["url"]
-        with client.ApiClient(config) as api_client:
-            yield client.CustomObjectsApi(api_client)
-    finally:
-        if "stop" in box:
-            loop.call_soon_threadsafe(box["stop"].set)
-        thread.join(timeout=10)
+    resources = {"serving.kserve.io/v1beta1/inferenceservices": "InferenceService"}
+    with emulated_custom_objects_api(resources) as api:
+        yield api
 
 
 @pytest.mark.timeout(60)

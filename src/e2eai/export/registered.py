@@ -22,8 +22,6 @@ def export_registered(
 
     own = registry is None
     registry = registry or open_registry(settings)
-    if registry is None:
-        raise ModelArtifactError("exporting a registered version needs e2eai.registry")
     try:
         if version is None:
             versions = registry.list(settings.serving.model_name)

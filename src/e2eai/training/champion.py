@@ -1,7 +1,6 @@
 """The registry side of training: fetch a registered model (champion or warm-start parent).
 
-Only this module and ``registration`` talk to ``e2eai.registry`` (contract in the design
-notes), so training works without a registry when none is configured or built.
+Only this module and ``registration`` talk to ``e2eai.registry``.
 """
 
 from __future__ import annotations
@@ -23,12 +22,10 @@ class RegisteredModel:
     model: LoadedModel
 
 
-def open_registry(settings: Settings) -> Any | None:
-    """The model registry, or None when the registry package is not installed."""
-    try:
-        from e2eai.registry import ModelRegistry
-    except ImportError:
-        return None
+def open_registry(settings: Settings) -> Any:
+    """The model registry the settings name (a ``ModelRegistry``; close it when done)."""
+    from e2eai.registry import ModelRegistry
+
     return ModelRegistry.from_settings(settings)
 
 
@@ -45,8 +42,6 @@ def fetch_model_dir(registry: Any, version: int, dest: Path) -> Path:
 def current_champion(settings: Settings, dest: Path) -> RegisteredModel | None:
     """The champion of ``settings.serving.model_name``, loaded, or None if there is none."""
     registry = open_registry(settings)
-    if registry is None:
-        return None
     try:
         record = registry.champion(settings.serving.model_name)
         if record is None:

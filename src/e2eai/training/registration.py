@@ -7,7 +7,6 @@ from typing import Any
 
 from e2eai import schema
 from e2eai.config import Settings
-from e2eai.errors import TrainingConfigError
 from e2eai.training.champion import open_registry
 from e2eai.training.model_io import MODEL_FILES
 from e2eai.training.run import TrainingResult
@@ -45,8 +44,6 @@ def candidate_metrics(result: TrainingResult) -> dict[str, Any]:
 def register_candidate(settings: Settings, result: TrainingResult, registry: Any = None) -> Any:
     """Store ``result`` as a new ``candidate`` version; returns the registry's ModelVersion."""
     registry = registry or open_registry(settings)
-    if registry is None:
-        raise TrainingConfigError("the model registry (e2eai.registry) is not available")
     # code_version is filled in by the registry (git sha of the running code).
     lineage = {
         "raw_snapshot": result.raw_snapshot,

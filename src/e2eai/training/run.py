@@ -126,8 +126,6 @@ def _train_torch(
     t = settings.training
     if warm_start_from is not None:
         registry = open_registry(settings)
-        if registry is None:
-            raise TrainingConfigError("warm start needs the model registry (e2eai.registry)")
         try:
             parent_dir = fetch_model_dir(
                 registry, warm_start_from, run_dir / f"parent-v{warm_start_from}"

@@ -57,15 +57,15 @@ def _timed(steps: dict[str, float], name: str, fn):
 
 def child_data(home: Path) -> dict:
     """The data stage as one process runs it (a pipeline step, or `make run`)."""
-    from e2eai.data.prepare import prepare_data
-    from e2eai.data.sources import read_raw_tables
-    from e2eai.features.build import build_feature_tables
     from e2eai.features.store import apply_repo, default_materialize_window, materialize
+    from e2eai.tasks.flights.feature_tables import build_feature_tables
+    from e2eai.tasks.flights.prepare import prepare_flights
+    from e2eai.tasks.flights.sources import read_raw_tables
 
     settings = _settings(home)
     steps: dict[str, float] = {}
     raw = _timed(steps, "ingest", lambda: read_raw_tables(settings.data.source, settings.artifacts))
-    prepared = _timed(steps, "validate+clean", lambda: prepare_data(settings, raw=raw))
+    prepared = _timed(steps, "validate+clean", lambda: prepare_flights(settings, raw=raw))
     _timed(steps, "feature tables", lambda: build_feature_tables(settings))
     _timed(steps, "feast apply", lambda: apply_repo(settings))
     filled = _timed(
@@ -108,14 +108,15 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 def child_online(home: Path, lookups: int, repo: Path | None = None) -> dict:
     import pandas as pd
 
-    from e2eai.features import store as feature_store
-    from e2eai.features.build import flights_as_requests
-    from e2eai.schema import feature_refs
+    from e2eai.features.store import open_feature_store
+    from e2eai.tasks.flights import store as feature_store
+    from e2eai.tasks.flights.feature_tables import flights_as_requests
+    from e2eai.tasks.flights.schema import feature_refs
 
     settings = _settings(home, repo)
     flights = feature_store.entity_frame(settings, date(2013, 12, 31), date(2013, 12, 31))
     request = flights_as_requests(flights.tail(1)).reset_index(drop=True)
-    store = feature_store.open_feature_store(settings)
+    store = open_feature_store(settings)
     entity_row = {
         "origin": request.at[0, "origin"],
         "tailnum": request.at[0, "tailnum"],

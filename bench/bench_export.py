@@ -22,10 +22,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from e2eai.config import ExportSettings
+from e2eai.config import (
+    ExportSettings,
+    Settings,
+)
 from e2eai.export import export_model
 from e2eai.export.quantize import session
 from e2eai.export.signature import onnx_feed
+from e2eai.tasks import load_task
 from e2eai.training.mlp import load_mlp, mlp_proba
 
 
@@ -44,7 +48,7 @@ def batch_latency(model, spec, fp32, int8, holdout: pd.DataFrame, batch: int, re
     """Median milliseconds per inference of ``batch`` rows for each runtime."""
     rows = holdout.iloc[np.arange(batch) % len(holdout)]
     numeric, indices = (torch.from_numpy(a) for a in spec.encode(rows))
-    feed = onnx_feed(rows)
+    feed = onnx_feed(rows, load_task(Settings()))
     return {
         "torch_eager_forward_ms": median_ms(lambda: model(numeric, indices), repeats),
         "torch_eager_from_frame_ms": median_ms(

@@ -45,8 +45,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the ONNX fixture generator lives with the tests
 
-from e2eai import schema  # noqa: E402
-from e2eai.serving.local import free_port, stop_process, wait_until_ready  # noqa: E402
+from e2eai.serving.processes import free_port, stop_process, wait_until_ready  # noqa: E402
+from e2eai.tasks.flights import schema  # noqa: E402
 
 NAME = "flight-delay"
 PY = sys.executable
@@ -491,9 +491,9 @@ def flight_bodies(feature_repo: Path, count: int = 50) -> list[bytes]:
     from datetime import date
 
     from e2eai.config import Settings
-    from e2eai.features.build import flights_as_requests
-    from e2eai.features.model_input import departure_time_zones
     from e2eai.features.store import entity_frame
+    from e2eai.tasks.flights.feature_tables import flights_as_requests
+    from e2eai.tasks.flights.model_input import departure_time_zones
 
     day = date.fromisoformat(ENRICH_DAY)
     settings = Settings(home=feature_repo.parent, features={"repo": feature_repo})

@@ -32,22 +32,23 @@ from pathlib import Path
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from e2eai import schema
 from e2eai.config import Settings, TrainingSettings, get_settings
+from e2eai.tasks import Task, load_task
 from e2eai.training import run_training
+from e2eai.training.families import load_model
 from e2eai.training.finetune import finetune
-from e2eai.training.model_io import load_model, write_info
+from e2eai.training.mlp_family import fit_mlp, mlp_params
+from e2eai.training.model_io import write_info
 from e2eai.training.split import time_split
 from e2eai.training.tabular_spec import TabularSpec
-from e2eai.training.torch_training import fit_torch, mlp_params, write_inputs
+from e2eai.training.torch_training import write_inputs
 
 
 def load_frame(path: Path, start: date, end: date) -> pd.DataFrame:
     if path.exists():
         return pd.read_parquet(path)
-    from e2eai.features.store import training_set
-
-    frame = training_set(get_settings(), start, end)
+    settings = get_settings()
+    frame = load_task(settings).training_set(settings, start, end)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path)
     return frame
@@ -96,22 +97,31 @@ def quality(frame: pd.DataFrame, home: Path) -> tuple[dict, dict]:
     return report, {"best_validation_auc": summary.best_validation_auc}
 
 
-def throughput(frame: pd.DataFrame, home: Path, target: float, epochs: int) -> dict:
+def throughput(frame: pd.DataFrame, home: Path, target: float, epochs: int, task: Task) -> dict:
     """Same data, fixed epochs (no early stop), 1 vs 2 workers."""
     training = TrainingSettings(epochs=epochs, early_stopping_patience=99)
     split = time_split(
         frame,
+        task,
         training.train_start,
         training.train_end,
         training.validation_days,
         training.holdout_days,
     )
     train_path, validation_path = write_inputs(split.train, split.validation, home / "tp")
-    spec = TabularSpec.fit(split.train, mlp_params(training))
+    spec = TabularSpec.fit(split.train, mlp_params(training), task)
     report: dict = {"target_validation_auc": target, "epochs": epochs}
     for workers in (1, 2):
         started = time.perf_counter()
-        s = fit_torch(train_path, validation_path, spec, home / f"tp-{workers}", training, workers)
+        s = fit_mlp(
+            spec,
+            task.label,
+            train_path,
+            validation_path,
+            home / f"tp-{workers}",
+            training,
+            workers,
+        )
         report[f"workers_{workers}"] = {
             "samples_per_second": s.samples_per_second,
             "train_seconds": s.train_seconds,
@@ -123,23 +133,23 @@ def throughput(frame: pd.DataFrame, home: Path, target: float, epochs: int) -> d
     return report
 
 
-def warm_start(frame: pd.DataFrame, home: Path) -> dict:
+def warm_start(frame: pd.DataFrame, home: Path, task: Task) -> dict:
     """Champion: default window Jan–Apr. New window May 1 – Jun 30, holdout Jul 1–14."""
     old = TrainingSettings(workers=1)
     new = old.model_copy(update={"train_start": date(2013, 5, 1), "train_end": date(2013, 6, 30)})
     old_split = time_split(
-        frame, old.train_start, old.train_end, old.validation_days, 0, require_holdout=False
+        frame, task, old.train_start, old.train_end, old.validation_days, 0, require_holdout=False
     )
     new_split = time_split(
-        frame, new.train_start, new.train_end, new.validation_days, new.holdout_days
+        frame, task, new.train_start, new.train_end, new.validation_days, new.holdout_days
     )
-    y = new_split.holdout[schema.LABEL]
+    y = new_split.holdout[task.label]
 
     def fresh(split, settings, name):
         paths = write_inputs(split.train, split.validation, home / name / "data")
-        spec = TabularSpec.fit(split.train, mlp_params(settings))
-        summary = fit_torch(*paths, spec, home / name, settings, workers=1)
-        write_info(Path(summary.model_dir), "torch_mlp", {})
+        spec = TabularSpec.fit(split.train, mlp_params(settings), task)
+        summary = fit_mlp(spec, task.label, *paths, home / name, settings, workers=1)
+        write_info(Path(summary.model_dir), "torch_mlp", task, {})
         return summary
 
     def holdout_auc(summary) -> float:
@@ -153,6 +163,7 @@ def warm_start(frame: pd.DataFrame, home: Path) -> dict:
         new_split.validation,
         home / "finetuned",
         new,
+        task,
         workers=1,
     )
     scratch = fresh(new_split, new, "scratch")
@@ -161,7 +172,7 @@ def warm_start(frame: pd.DataFrame, home: Path) -> dict:
     return {
         "champion_window": f"{old.train_start}..{old.train_end}",
         "new_window": f"{new.train_start}..{new.train_end}",
-        "holdout": f"{new_split.train_end.isoformat()} +1..{new_split.holdout_end}",
+        "holdout": "{start}..{end}".format(**new_split.holdout_window),
         "holdout_rows": len(new_split.holdout),
         "stale_champion_roc_auc": holdout_auc(champion),
         "finetuned_roc_auc": holdout_auc(tuned),
@@ -207,13 +218,14 @@ def main() -> int:
     report["quality"], best = quality(frame, home / "quality")
     print(json.dumps(report["quality"]), file=sys.stderr)
     target = best["best_validation_auc"] - 0.005
-    report["throughput"] = throughput(frame, home, target, args.throughput_epochs)
+    task = load_task(get_settings())
+    report["throughput"] = throughput(frame, home, target, args.throughput_epochs, task)
     print(json.dumps(report["throughput"]), file=sys.stderr)
 
     if not args.skip_finetune:
         newer = load_frame(args.newer_frame, date(2013, 5, 1), date(2013, 7, 14))
-        both = pd.concat([frame, newer], ignore_index=True).drop_duplicates(schema.FLIGHT_ID)
-        report["warm_start"] = warm_start(both, home / "warm")
+        both = pd.concat([frame, newer], ignore_index=True).drop_duplicates(task.row_id)
+        report["warm_start"] = warm_start(both, home / "warm", task)
     report["load_average_at_end"] = os.getloadavg()
     text = json.dumps(report, indent=1, default=str)
     args.out.parent.mkdir(parents=True, exist_ok=True)

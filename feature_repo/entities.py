@@ -1,8 +1,8 @@
-"""Entities: the business keys features hang off (from e2eai.schema.ENTITIES)."""
+"""Entities: the business keys features hang off (from e2eai.tasks.flights.schema.ENTITIES)."""
 
 from feast import Entity, ValueType
 
-from e2eai.schema import entity
+from e2eai.tasks.flights.schema import entity
 
 _ORIGIN, _TAILNUM, _CARRIER, _ROUTE = (entity(n) for n in ("origin", "tailnum", "carrier", "route"))
 

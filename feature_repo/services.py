@@ -10,7 +10,7 @@ from feast import FeatureService
 from planes import plane_attributes
 from weather import origin_weather_hourly
 
-from e2eai.schema import FEATURE_SERVICE
+from e2eai.tasks.flights.schema import FEATURE_SERVICE
 
 flight_delay_model = FeatureService(
     name=FEATURE_SERVICE,

@@ -5,8 +5,8 @@ from pathlib import Path
 from entities import origin
 from feast import FeatureView, FileSource
 
-from e2eai.features.definitions import feast_schema, source_path
-from e2eai.schema import EVENT_TIMESTAMP, feature_view
+from e2eai.tasks.flights.definitions import feast_schema, source_path
+from e2eai.tasks.flights.schema import EVENT_TIMESTAMP, feature_view
 
 _REPO = Path(__file__).parent
 

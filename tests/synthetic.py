@@ -3,6 +3,8 @@
 Seeded numpy; the label depends on a few features (precipitation, route delay rate, carrier,
 departure hour, visibility) so that a model that learns reaches an ROC-AUC well above 0.5.
 Some numeric values are NaN and some categories are None, as in the real frame.
+``windows_hours`` names the trailing-rate columns, as ``features.windows_hours`` does;
+``flight_task`` is the flight task those columns belong to.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from e2eai import schema
+from e2eai.tasks.flights import FlightTask, schema
 
 CARRIERS = ("UA", "AA", "DL", "B6", "EV", "MQ", "WN", "US")
 ORIGINS = ("EWR", "JFK", "LGA")
@@ -27,6 +29,7 @@ def synthetic_frame(
     days: int = 60,
     seed: int = 0,
     carriers: tuple[str, ...] = CARRIERS,
+    windows_hours: tuple[int, ...] = schema.DEFAULT_WINDOWS_HOURS,
 ) -> pd.DataFrame:
     """A frame shaped like ``e2eai.features.store.training_set``: one row per flight, sorted."""
     rng = np.random.default_rng(seed)
@@ -61,7 +64,7 @@ def synthetic_frame(
     cols["pressure"] = rng.normal(1015, 8, n)
     cols["visib"] = np.clip(10 - rng.exponential(1.5, n), 0, 10)
     for entity in schema.STATS_ENTITIES:
-        for window in schema.DEFAULT_WINDOWS_HOURS:
+        for window in windows_hours:
             count, rate = schema.stats_feature_names(entity, window)
             cols[count] = rng.poisson(5 * window / 24, n).astype(float)
             cols[rate] = rng.beta(2, 8, n)
@@ -73,7 +76,7 @@ def synthetic_frame(
     logit = (
         -1.4
         + 6.0 * cols["precip"]
-        + 4.0 * (cols["route_delay_rate_24h"] - 0.2)
+        + 4.0 * (cols[schema.stats_feature_names("route", windows_hours[0])[1]] - 0.2)
         + np.array([_CARRIER_EFFECT.get(c, 0.0) for c in carrier])
         + 0.08 * (cols["dep_hour"] - 14)
         - 0.15 * (cols["visib"] - 8)
@@ -98,7 +101,7 @@ def synthetic_frame(
             "route": np.char.add(np.char.add(origin, "-"), dest).astype(object),
         }
     )
-    for feature in schema.model_features():
+    for feature in schema.model_features(windows_hours):
         if feature.kind == "numeric":
             frame[feature.name] = cols[feature.name].astype(np.float32)
         elif feature.name == "engine_type":
@@ -111,8 +114,18 @@ def synthetic_frame(
     return frame.reset_index(drop=True)
 
 
-def small_training_settings(home, **training):
-    """Settings for fast runs on ``synthetic_frame(days=75)``: Jan–Feb train, 14-day holdout."""
+def flight_task(windows_hours: tuple[int, ...] = schema.DEFAULT_WINDOWS_HOURS) -> FlightTask:
+    """The flight task with trailing windows ``windows_hours`` (``features.windows_hours``)."""
+    from e2eai.config import Settings
+
+    return FlightTask.from_settings(Settings(features={"windows_hours": windows_hours}))
+
+
+def small_training_settings(home, windows_hours: tuple[int, ...] | None = None, **training):
+    """Settings for fast runs on ``synthetic_frame(days=75)``: Jan–Feb train, 14-day holdout.
+
+    ``windows_hours``: ``features.windows_hours`` (the flight task's trailing windows).
+    """
     from pathlib import Path
 
     from e2eai.config import ArtifactSettings, RegistrySettings, Settings, TrainingSettings
@@ -129,8 +142,10 @@ def small_training_settings(home, **training):
         hidden_width=64,
         early_stopping_patience=3,
     )
+    features = {} if windows_hours is None else {"features": {"windows_hours": windows_hours}}
     return Settings(
         home=home,
+        **features,
         training=TrainingSettings(**{**defaults, **training}),
         registry=RegistrySettings(database_url=f"sqlite:///{home / 'registry.db'}"),
         artifacts=ArtifactSettings(uri=str(home / "artifacts")),

@@ -283,7 +283,9 @@ def test_deploy_starts_the_canary_behind_running_local_serving(trained, tmp_path
 
     from e2eai.config import Settings
     from e2eai.registry import ModelRegistry
-    from e2eai.serving.local import LocalServing, ModelSource, free_port
+    from e2eai.serving.local import LocalServing
+    from e2eai.serving.processes import free_port
+    from e2eai.serving.rollout import ModelSource
 
     _, settings_json, model = trained
     overrides = json.loads(settings_json)

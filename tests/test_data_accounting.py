@@ -17,8 +17,8 @@ import pytest
 from conftest import flight_settings, flights_between
 
 from e2eai.data.prepare import PreparedData, prepare_data
-from e2eai.data.sources import RawTables
-from e2eai.schema import FLIGHT_ID
+from e2eai.tasks.flights.schema import FLIGHT_ID
+from e2eai.tasks.flights.sources import RawTables
 
 START, END = date(2013, 1, 1), date(2013, 1, 2)
 

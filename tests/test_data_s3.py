@@ -14,9 +14,9 @@ from conftest import flight_settings, flights_between
 
 from e2eai.config import Settings
 from e2eai.data.prepare import prepare_data
-from e2eai.data.sources import RawTables
 from e2eai.errors import DataSourceError
 from e2eai.storage import sha256_bytes
+from e2eai.tasks.flights.sources import RawTables
 
 DAY = date(2013, 1, 1)
 

@@ -17,8 +17,8 @@ import pytest
 from conftest import flights_between
 
 from e2eai.config import ArtifactSettings
-from e2eai.data.sources import FLIGHT_COLUMNS, RawTables, read_raw_tables
 from e2eai.errors import DataSourceError
+from e2eai.tasks.flights.sources import FLIGHT_COLUMNS, RawTables, read_raw_tables
 
 E2EAI = str(Path(sys.executable).with_name("e2eai"))
 HEADER = ",".join(FLIGHT_COLUMNS)

@@ -14,9 +14,8 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
-from synthetic import small_training_settings, synthetic_frame
+from synthetic import flight_task, small_training_settings, synthetic_frame
 
-from e2eai import schema
 from e2eai.config import ExportSettings
 from e2eai.errors import ExportParityError
 from e2eai.export import export_model
@@ -24,15 +23,17 @@ from e2eai.export.quantize import decide_quantization, session
 from e2eai.export.signature import onnx_proba
 from e2eai.registry import ModelRegistry
 from e2eai.storage import sha256_file
-from e2eai.training.baselines import fit_pipeline
+from e2eai.training.families import family as family_named
+from e2eai.training.families import load_model
 from e2eai.training.launcher import train_torch
-from e2eai.training.model_io import load_model, save_sklearn, write_info
+from e2eai.training.model_io import write_info
 from e2eai.training.split import time_split
 from e2eai.training.tabular_spec import MLPParams, TabularSpec
 from e2eai.training.torch_job import TorchJob
 from e2eai.training.torch_training import write_inputs
 
 TORCH_ONNX = "torch_mlp"
+TASK = flight_task()
 
 
 @pytest.fixture(scope="module")
@@ -40,23 +41,27 @@ def workspace(tmp_path_factory):
     """Trained models of all three families and a holdout with awkward values."""
     tmp = tmp_path_factory.mktemp("export")
     frame = synthetic_frame(3000, days=75, seed=7)
-    split = time_split(frame, date(2013, 1, 1), date(2013, 2, 28), 10, 14)
+    split = time_split(frame, TASK, date(2013, 1, 1), date(2013, 2, 28), 10, 14)
     train_path, validation_path = write_inputs(split.train, split.validation, tmp / "data")
-    spec = TabularSpec.fit(split.train, MLPParams(batch_size=256, hidden_width=64))
+    spec = TabularSpec.fit(split.train, MLPParams(batch_size=256, hidden_width=64), TASK)
     job = TorchJob(
         str(train_path),
         str(validation_path),
         str(spec.save(tmp / "spec.json")),
         str(tmp / "torch"),
         spec.params,
+        label=TASK.label,
+        family=TORCH_ONNX,
         epochs=3,
         patience=3,
     )
     train_torch(job, workers=1)
     dirs = {TORCH_ONNX: tmp / "torch" / "model"}
-    write_info(dirs[TORCH_ONNX], "torch_mlp", {})
-    for family in ("logreg", "hist_gb"):
-        dirs[family] = save_sklearn(fit_pipeline(family, split.train), tmp / family, family, {})
+    write_info(dirs[TORCH_ONNX], TORCH_ONNX, TASK, {})
+    for name in ("logreg", "hist_gb"):
+        sklearn_family = family_named(name)
+        pipeline = sklearn_family.fit_pipeline(split.train, TASK)
+        dirs[name] = sklearn_family.save(pipeline, tmp / name, TASK)
 
     holdout = split.holdout.copy()
     n = len(holdout)
@@ -72,8 +77,8 @@ def workspace(tmp_path_factory):
 def exported(workspace):
     tmp, dirs, holdout = workspace
     return {
-        family: export_model(model_dir, holdout, tmp / "onnx" / family, ExportSettings())
-        for family, model_dir in dirs.items()
+        name: export_model(model_dir, holdout, tmp / "onnx" / name, ExportSettings(), TASK)
+        for name, model_dir in dirs.items()
     }
 
 
@@ -81,7 +86,7 @@ def exported(workspace):
 def test_graph_follows_the_onnx_contract(exported, family):
     model = onnx.load(exported[family].onnx_path)
     inputs = [(i.name, i.type.tensor_type) for i in model.graph.input]
-    features = schema.model_features()
+    features = TASK.features
     assert [name for name, _ in inputs] == [f.name for f in features]
     for (_, tensor), feature in zip(inputs, features, strict=True):
         expected = onnx.TensorProto.FLOAT if feature.kind == "numeric" else onnx.TensorProto.STRING
@@ -102,7 +107,7 @@ def test_parity_with_framework_including_nan_and_unknown(workspace, exported, fa
     # Independently: the awkward rows (unknown/missing categories, NaN) agree too.
     awkward = holdout.iloc[:80]
     framework = load_model(dirs[family]).predict_proba(awkward)
-    ort = onnx_proba(session(result.fp32_path), awkward)
+    ort = onnx_proba(session(result.fp32_path), awkward, TASK)
     assert np.isfinite(ort).all()
     np.testing.assert_allclose(ort, framework, atol=1e-4)
     # Unknown categories really change the input (not silently dropped rows).
@@ -116,14 +121,18 @@ def test_torch_lookup_maps_unknown_to_index_zero(workspace, exported):
     as_unknown, as_missing = row.copy(), row.copy()
     as_unknown["carrier"] = "never-seen"
     as_missing["carrier"] = None
-    assert onnx_proba(sess, as_unknown) == pytest.approx(onnx_proba(sess, as_missing), abs=1e-7)
-    assert onnx_proba(sess, as_unknown) != pytest.approx(onnx_proba(sess, row), abs=1e-7)
+    assert onnx_proba(sess, as_unknown, TASK) == pytest.approx(
+        onnx_proba(sess, as_missing, TASK), abs=1e-7
+    )
+    assert onnx_proba(sess, as_unknown, TASK) != pytest.approx(
+        onnx_proba(sess, row, TASK), abs=1e-7
+    )
 
 
 def test_parity_gate_fails_with_the_numbers(workspace, tmp_path):
     _, dirs, holdout = workspace
     with pytest.raises(ExportParityError) as info:
-        export_model(dirs["logreg"], holdout, tmp_path, ExportSettings(parity_atol=1e-12))
+        export_model(dirs["logreg"], holdout, tmp_path, ExportSettings(parity_atol=1e-12), TASK)
     assert info.value.max_abs_diff > 1e-12
     assert info.value.rows == len(holdout)
     assert "parity_atol" in str(info.value) and "logreg" in str(info.value)

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2eai.features.calendar import local_wall_clock, schedule_columns
-from e2eai.features.model_input import departure_time_zones
+from e2eai.tasks.flights.calendar import local_wall_clock, schedule_columns
+from e2eai.tasks.flights.model_input import departure_time_zones
 
 ZONES = (
     "America/New_York",

@@ -17,7 +17,7 @@ from conftest import copy_feature_repo
 from typer.testing import CliRunner
 
 from e2eai.config import get_settings
-from e2eai.schema import EVENT_TIMESTAMP, FEATURE_SERVICE, FLIGHT_ID, model_features
+from e2eai.tasks.flights.schema import EVENT_TIMESTAMP, FEATURE_SERVICE, FLIGHT_ID, model_features
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_training_set_command_writes_the_point_in_time_rows(
     day = training[training[EVENT_TIMESTAMP].dt.strftime("%Y-%m-%d") == "2013-01-09"]
     assert summary["rows"] == len(written) == len(day) > 500
     assert summary["columns"] == len(written.columns)
-    assert summary["delay_rate"] == round(float(day["delayed"].mean()), 4)
+    assert summary["positive_rate"] == round(float(day["delayed"].mean()), 4)
     pd.testing.assert_frame_equal(written, day.reset_index(drop=True))
 
 
@@ -67,7 +67,7 @@ def test_online_command_serves_the_training_row_of_a_late_flight(
 ) -> None:
     training = flight_window_run.training
     row = training.iloc[-1]  # the last departure of the window: online == offline for it
-    from e2eai.features.store import entity_frame
+    from e2eai.tasks.flights.store import entity_frame
 
     flights = entity_frame(
         flight_window_run.settings,

@@ -1,6 +1,6 @@
 """No leakage on real flights: trailing stats recounted by hand from the prepared flights.
 
-Definition (``e2eai.features.trailing``): for a flight scheduled to depart at ``T``, let
+Definition (``e2eai.tasks.flights.trailing``): for a flight scheduled to depart at ``T``, let
 ``H = floor_hour(T)``; its ``<entity>_flights_<w>h`` counts the entity's flights that landed
 in ``[H - w, H)`` and its rate is ``(delayed + prior * weight) / (flights + weight)``.
 The values under test come from Feast's point-in-time join (``training_set``).
@@ -11,7 +11,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from e2eai.schema import EVENT_TIMESTAMP, FLIGHT_ID, LABEL, STATS_ENTITIES, stats_feature_names
+from e2eai.tasks.flights.schema import (
+    EVENT_TIMESTAMP,
+    FLIGHT_ID,
+    LABEL,
+    STATS_ENTITIES,
+    stats_feature_names,
+)
 
 SAMPLE = 50
 
@@ -108,7 +114,7 @@ def test_own_arrival_is_counted_only_by_later_flights(
 def test_a_flight_never_counts_towards_its_own_departure_congestion(
     flight_window_run, landed: pd.DataFrame
 ) -> None:
-    from e2eai.schema import DEPARTURE_WINDOWS_HOURS, departure_feature_names
+    from e2eai.tasks.flights.schema import DEPARTURE_WINDOWS_HOURS, departure_feature_names
 
     training = flight_window_run.training.merge(
         landed[[FLIGHT_ID, "departed_at"]], on=FLIGHT_ID, validate="one_to_one"

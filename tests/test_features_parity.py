@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2eai.features.build import flights_as_requests
-from e2eai.features.store import entity_frame, online_features, online_model_input
-from e2eai.schema import EVENT_TIMESTAMP, FLIGHT_ID, model_features
+from e2eai.tasks.flights.feature_tables import flights_as_requests
+from e2eai.tasks.flights.schema import EVENT_TIMESTAMP, FLIGHT_ID, model_features
+from e2eai.tasks.flights.store import entity_frame, online_features, online_model_input
 
 
 @pytest.fixture(scope="module")

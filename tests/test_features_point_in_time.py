@@ -19,9 +19,15 @@ import pytest
 from conftest import copy_feature_repo, flight_settings
 
 from e2eai.data.prepare import PREPARED
-from e2eai.features.build import build_feature_tables
-from e2eai.features.trailing import delay_stats_snapshots
-from e2eai.schema import EVENT_TIMESTAMP, FLIGHT_ID, LABEL, WEATHER_FEATURES, stats_feature_names
+from e2eai.tasks.flights.feature_tables import build_feature_tables
+from e2eai.tasks.flights.schema import (
+    EVENT_TIMESTAMP,
+    FLIGHT_ID,
+    LABEL,
+    WEATHER_FEATURES,
+    stats_feature_names,
+)
+from e2eai.tasks.flights.trailing import delay_stats_snapshots
 
 DAY = date(2013, 3, 1)
 PRIOR, WEIGHT = 0.2, 5.0  # FeatureSettings defaults

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from e2eai.features.rebalance import rebalance
-from e2eai.schema import EVENT_TIMESTAMP, FLIGHT_ID, LABEL
+from e2eai.tasks.flights.schema import EVENT_TIMESTAMP, FLIGHT_ID, LABEL
 
 
 def _frame(delayed: int, on_time: int) -> pd.DataFrame:
@@ -23,12 +23,12 @@ def _frame(delayed: int, on_time: int) -> pd.DataFrame:
 
 def test_none_is_the_identity() -> None:
     frame = _frame(20, 80)
-    assert rebalance(frame, "none", seed=1) is frame
+    assert rebalance(frame, "none", seed=1, label=LABEL) is frame
 
 
 def test_undersampling_keeps_every_minority_row_and_as_many_majority_rows() -> None:
     frame = _frame(20, 80)
-    out = rebalance(frame, "undersample", seed=1)
+    out = rebalance(frame, "undersample", seed=1, label=LABEL)
     assert out[LABEL].value_counts().to_dict() == {1: 20, 0: 20}
     assert set(out[out[LABEL] == 1][FLIGHT_ID]) == set(frame[frame[LABEL] == 1][FLIGHT_ID])
     assert out[FLIGHT_ID].is_unique and set(out[FLIGHT_ID]) <= set(frame[FLIGHT_ID])
@@ -37,7 +37,7 @@ def test_undersampling_keeps_every_minority_row_and_as_many_majority_rows() -> N
 
 def test_oversampling_repeats_minority_rows_up_to_the_majority() -> None:
     frame = _frame(20, 80)
-    out = rebalance(frame, "oversample", seed=1)
+    out = rebalance(frame, "oversample", seed=1, label=LABEL)
     assert out[LABEL].value_counts().to_dict() == {1: 80, 0: 80}
     minority = out[out[LABEL] == 1]
     assert set(minority[FLIGHT_ID]) == set(frame[frame[LABEL] == 1][FLIGHT_ID])
@@ -47,11 +47,11 @@ def test_oversampling_repeats_minority_rows_up_to_the_majority() -> None:
 
 def test_same_seed_same_rows_other_seed_other_rows() -> None:
     frame = _frame(20, 80)
-    first = rebalance(frame, "undersample", seed=7)[FLIGHT_ID].tolist()
-    assert rebalance(frame, "undersample", seed=7)[FLIGHT_ID].tolist() == first
-    assert rebalance(frame, "undersample", seed=8)[FLIGHT_ID].tolist() != first
+    first = rebalance(frame, "undersample", seed=7, label=LABEL)[FLIGHT_ID].tolist()
+    assert rebalance(frame, "undersample", seed=7, label=LABEL)[FLIGHT_ID].tolist() == first
+    assert rebalance(frame, "undersample", seed=8, label=LABEL)[FLIGHT_ID].tolist() != first
 
 
 def test_a_single_class_cannot_be_rebalanced() -> None:
     with pytest.raises(ValueError, match="only class"):
-        rebalance(_frame(0, 10), "undersample", seed=1)
+        rebalance(_frame(0, 10), "undersample", seed=1, label=LABEL)

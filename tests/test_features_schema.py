@@ -1,5 +1,5 @@
 """One schema end to end: the Feast registry, the model input frame and the calendar features
-agree with ``e2eai.schema``."""
+agree with ``e2eai.tasks.flights.schema``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from e2eai import schema
-from e2eai.features.calendar import days_to_nearest_holiday, schedule_features
-from e2eai.features.model_input import SCHEDULED_DEPARTURE, build_model_input
+from e2eai.tasks.flights import schema
+from e2eai.tasks.flights.calendar import days_to_nearest_holiday, schedule_features
+from e2eai.tasks.flights.model_input import SCHEDULED_DEPARTURE, build_model_input
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ import pytest
 from conftest import copy_feature_repo
 
 from e2eai.config import Settings
-from e2eai.loop import run_loop, train_in_process
+from e2eai.lifecycle.scenario import run_loop, train_in_process
 from e2eai.registry import ModelRegistry
-from e2eai.serving.local import free_port
+from e2eai.serving.processes import free_port
 
 pytestmark = pytest.mark.slow
 

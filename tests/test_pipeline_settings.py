@@ -40,13 +40,20 @@ def test_resolved_settings_round_trip_through_json():
     [
         ("{not json", "settings_json is not valid JSON"),
         ("[1, 2]", "must be a JSON object"),
-        ('{"training": {"family": "xgboost"}}', "training.family"),
+        ('{"training": {"family": "x g"}}', "training.family"),
         ('{"data": {"start": "2013-05-01", "end": "2013-01-01"}}', "is before data.start"),
     ],
 )
 def test_bad_overrides_name_what_is_wrong(text, message):
     with pytest.raises(PipelineError, match=message):
         settings_from_json(text)
+
+
+def test_an_unregistered_family_is_refused_before_any_step_runs():
+    from e2eai.pipeline.steps import configure_step
+
+    with pytest.raises(PipelineError, match=r"training\.family: .*xgboost.*torch_mlp"):
+        configure_step("{}", "", "", "", "", "xgboost", -1)
 
 
 def test_a_bad_parameter_names_its_field():

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from onnx_fixtures import build_onnx_model, synthetic_features
 
-from e2eai import schema
 from e2eai.config import ServingSettings, Settings
 from e2eai.serving.canary_analysis import (
     CanaryDecision,
@@ -23,7 +22,10 @@ from e2eai.serving.canary_analysis import (
     read_decisions,
     record_decision,
 )
-from e2eai.serving.local import LocalServing, ModelSource, free_port, pid_alive
+from e2eai.serving.local import LocalServing
+from e2eai.serving.processes import free_port, pid_alive
+from e2eai.serving.rollout import ModelSource
+from e2eai.tasks.flights import schema
 
 POLICY = CanaryPolicy(min_requests=100, min_labelled=100, min_class_count=10)
 
@@ -187,7 +189,7 @@ def test_shuffled_label_canary_is_rolled_back(serving, models):
     assert auc.verdict == "fail" and auc.canary < auc.stable - 0.15
     assert auc.n_canary >= 150 and auc.n_stable >= 150
     assert serving.state().canary is None and not pid_alive(canary_pid)
-    assert serving.status()["decisions"][-1]["action"] == "rollback"
+    assert serving.describe()["decisions"][-1]["action"] == "rollback"
 
 
 @pytest.mark.slow

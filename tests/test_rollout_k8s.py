@@ -14,6 +14,7 @@ from kube import emulated_custom_objects_api
 
 from e2eai.serving.k8s_manifests import ClusterServing, inference_service, serving_runtime
 from e2eai.serving.k8s_rollout import K8sRolloutController
+from e2eai.serving.rollout import ModelSource
 
 CLUSTER = ClusterServing(namespace="e2eai", name="flight-delay")
 STABLE_URI = "s3://e2eai-artifacts/models/flight-delay/v3/model.onnx"
@@ -107,7 +108,7 @@ def test_controller_steps_promotes_and_rolls_back(custom_objects_api, style):
     assert created["spec"]["predictor"]["model"]["storageUri"] == STABLE_URI
     assert controller.status().canary_version is None
 
-    status = controller.deploy_canary(CANARY_URI, "4", 10)
+    status = controller.deploy(ModelSource.from_uri(CANARY_URI, "4"), 10)
     assert (status.canary_version, status.canary_percent) == ("4", 10)
     assert status.stable_storage_uri == STABLE_URI
     assert controller.set_canary_percent(50).canary_percent == 50
@@ -119,7 +120,7 @@ def test_controller_steps_promotes_and_rolls_back(custom_objects_api, style):
     assert served.get("canaryTrafficPercent") is None
 
     fifth = "s3://e2eai-artifacts/models/flight-delay/v5/model.onnx"
-    controller.deploy_canary(fifth, "5", 10)
+    controller.deploy(ModelSource.from_uri(fifth, "5"), 10)
     rolled = controller.rollback()
     assert rolled.canary_version is None and rolled.stable_version == "4"
     isvc = controller.get()

@@ -17,9 +17,11 @@ import httpx
 import pytest
 from onnx_fixtures import build_onnx_model, feature_rows
 
-from e2eai import schema
 from e2eai.config import ServingSettings, Settings
-from e2eai.serving.local import LocalServing, ModelSource, free_port, pid_alive, settings_env
+from e2eai.serving.local import LocalServing
+from e2eai.serving.processes import free_port, pid_alive, settings_env, start_router
+from e2eai.serving.rollout import ModelSource
+from e2eai.tasks.flights import schema
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 NAME = "flight-delay"
@@ -115,14 +117,14 @@ def test_kill_9_of_the_canary_under_load_loses_no_request(no_canary, models):
     state = no_canary.deploy(ModelSource.from_path(models["other"], "2"), 50)
     with SteadyLoad(state.endpoint) as load:
         time.sleep(1.0)
-        os.kill(state.canary.pid, signal.SIGKILL)
+        os.kill(no_canary.state().canary.pid, signal.SIGKILL)
         killed_at = len(load.statuses)
         time.sleep(1.5)
     assert killed_at > 10 and len(load.statuses) > killed_at + 10
     assert set(load.statuses) == {200}, {s: load.statuses.count(s) for s in set(load.statuses)}
     assert "2" in load.versions[:killed_at]
     assert set(load.versions[-5:]) == {"1"}
-    router = no_canary.status()["router"]
+    router = no_canary.describe()["router"]
     assert {b["slot"]: b["healthy"] for b in router["backends"]}["canary"] is False
     no_canary.rollback()
     assert no_canary.state().canary is None
@@ -180,13 +182,12 @@ def test_router_refuses_a_port_another_process_listens_on(tmp_path: Path) -> Non
 
     from e2eai.config import Settings
     from e2eai.errors import ServingError
-    from e2eai.serving.local import LocalServing
 
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
         other.listen()
         port = other.getsockname()[1]
-        serving = LocalServing(Settings(home=tmp_path, serving={"port": port}))
+        settings = Settings(home=tmp_path, serving={"port": port})
         with pytest.raises(ServingError, match=f"127.0.0.1:{port} is already in use"):
-            serving._start_router("127.0.0.1", port)
+            start_router(settings, tmp_path / "serving" / "state.json", "127.0.0.1", port)
     assert not list((tmp_path / "serving" / "logs").glob("router-*.log"))  # nothing started

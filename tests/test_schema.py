@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from e2eai import schema
+from e2eai.tasks.flights import schema
 
 
 def test_model_features_are_unique_and_typed() -> None:

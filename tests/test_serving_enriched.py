@@ -24,13 +24,8 @@ import pandas as pd
 import pytest
 from onnx_fixtures import AIRPORTS, CARRIERS, DESTS, ENGINES, build_onnx_model
 
-from e2eai import schema
 from e2eai.config import ServingSettings, Settings
-from e2eai.features.build import flights_as_requests
-from e2eai.features.model_input import departure_time_zones
-from e2eai.features.store import entity_frame
-from e2eai.serving.local import (
-    ModelSource,
+from e2eai.serving.processes import (
     PredictorProcess,
     free_port,
     settings_env,
@@ -38,7 +33,13 @@ from e2eai.serving.local import (
     stop_process,
     wait_until_ready,
 )
-from e2eai.serving.transformer import FlightEnricher
+from e2eai.serving.rollout import ModelSource
+from e2eai.serving.transformer import Enricher
+from e2eai.tasks import load_task
+from e2eai.tasks.flights import schema
+from e2eai.tasks.flights.feature_tables import flights_as_requests
+from e2eai.tasks.flights.model_input import departure_time_zones
+from e2eai.tasks.flights.store import entity_frame
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 NAME = "flight-delay"
@@ -172,7 +173,7 @@ def test_transformer_input_equals_the_training_rows(settings, last_hour) -> None
     """The enricher's model input (what both servers feed ORT) is the training row."""
     instances, training = last_hour
     assert len(instances) >= 15 and training["origin"].nunique() == 3
-    served = FlightEnricher(settings).model_input(instances)
+    served = Enricher(settings, load_task(settings)).model_input(instances)
     assert list(served) == [f.name for f in FEATURES]
     for feature in FEATURES:
         trained = training[feature.name].to_numpy()

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from onnx_fixtures import build_onnx_model, feature_rows
 
-from e2eai import schema
 from e2eai.config import ServingSettings, Settings
-from e2eai.serving.local import ModelSource, PredictorProcess, start_predictor, stop_process
+from e2eai.serving.processes import PredictorProcess, start_predictor, stop_process
+from e2eai.serving.rollout import ModelSource
+from e2eai.tasks.flights import schema
 
 pytestmark = pytest.mark.timeout(120)
 FEATURES = schema.model_features()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from e2eai.errors import InvalidInferenceRequest
-from e2eai.serving.transformer import _columns, flight_requests_frame
+from e2eai.serving.requests import columns_of, requests_frame
+from e2eai.tasks.flights.schema import REQUEST_FIELDS
 
 FLIGHT = {
     "carrier": "UA",
@@ -19,7 +20,7 @@ FLIGHT = {
 
 
 def test_valid_flights_become_a_typed_frame():
-    frame = flight_requests_frame(_columns([FLIGHT, {**FLIGHT, "flight": 2}]), 10)
+    frame = requests_frame(REQUEST_FIELDS, columns_of([FLIGHT, {**FLIGHT, "flight": 2}]), 10)
     assert list(frame["flight"]) == [1545, 2]
     assert str(frame["scheduled_departure"].dt.tz) == "UTC"
     assert frame["scheduled_departure"].iloc[0].hour == 10  # 05:15 EST = 10:15 UTC
@@ -40,17 +41,17 @@ def test_valid_flights_become_a_typed_frame():
 )
 def test_bad_flights_are_refused_naming_the_field(change, field, fragment):
     with pytest.raises(InvalidInferenceRequest) as info:
-        flight_requests_frame(_columns([{**FLIGHT, **change}]), 10)
+        requests_frame(REQUEST_FIELDS, columns_of([{**FLIGHT, **change}]), 10)
     assert info.value.field == field and fragment in str(info.value)
 
 
 def test_missing_field_and_row_limit():
     partial = {k: v for k, v in FLIGHT.items() if k != "dest"}
     with pytest.raises(InvalidInferenceRequest) as info:
-        flight_requests_frame(_columns([partial]), 10)
+        requests_frame(REQUEST_FIELDS, columns_of([partial]), 10)
     assert info.value.field == "dest"
     with pytest.raises(InvalidInferenceRequest) as info:
-        flight_requests_frame(_columns([FLIGHT] * 3), 2)
+        requests_frame(REQUEST_FIELDS, columns_of([FLIGHT] * 3), 2)
     assert info.value.status == 413
 
 
@@ -60,10 +61,13 @@ def test_enricher_refuses_a_feature_repo_that_cannot_serve(tmp_path):
 
     from e2eai.config import Settings
     from e2eai.features.store import FeatureStoreError
-    from e2eai.serving.transformer import FlightEnricher
+    from e2eai.serving.transformer import Enricher
+    from e2eai.tasks import load_task
 
     with pytest.raises(FeatureStoreError, match=r"no feature_store\.yaml"):
-        FlightEnricher(Settings(home=tmp_path, features={"repo": tmp_path / "nowhere"}))
+        settings = Settings(home=tmp_path, features={"repo": tmp_path / "nowhere"})
+        Enricher(settings, load_task(settings))
     repo = copy_feature_repo(tmp_path / "feature_repo")  # definitions, never applied
     with pytest.raises(FeatureStoreError, match="features apply"):
-        FlightEnricher(Settings(home=tmp_path, features={"repo": repo}))
+        settings = Settings(home=tmp_path, features={"repo": repo})
+        Enricher(settings, load_task(settings))

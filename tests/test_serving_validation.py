@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from onnx_fixtures import feature_rows
 
-from e2eai import schema
+from e2eai.config import Settings
 from e2eai.errors import InvalidInferenceRequest
 from e2eai.serving.validation import (
     Tensor,
@@ -17,8 +17,9 @@ from e2eai.serving.validation import (
     model_input_specs,
     tensors_from_v2_inputs,
 )
+from e2eai.tasks.flights import FlightTask, schema
 
-SPECS = model_input_specs()
+SPECS = model_input_specs(FlightTask.from_settings(Settings()))
 IDX = {f.name: k for k, f in enumerate(schema.model_features())}
 
 

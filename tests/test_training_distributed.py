@@ -11,23 +11,25 @@ from pathlib import Path
 
 import pytest
 import torch
-from synthetic import synthetic_frame
+from synthetic import flight_task, synthetic_frame
 
+from e2eai.training.ddp_loop import CHECKPOINT
 from e2eai.training.launcher import start_torchrun, train_torch
-from e2eai.training.loop import CHECKPOINT
 from e2eai.training.split import time_split
 from e2eai.training.tabular_spec import MLPParams, TabularSpec
 from e2eai.training.torch_job import TorchJob
 from e2eai.training.torch_training import write_inputs
+
+TASK = flight_task()
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     frame = synthetic_frame(4000, days=75, seed=2)
-    split = time_split(frame, date(2013, 1, 1), date(2013, 2, 28), 10, 14)
+    split = time_split(frame, TASK, date(2013, 1, 1), date(2013, 2, 28), 10, 14)
     train_path, validation_path = write_inputs(split.train, split.validation, tmp / "data")
-    spec = TabularSpec.fit(split.train, MLPParams(batch_size=128, hidden_width=32))
+    spec = TabularSpec.fit(split.train, MLPParams(batch_size=128, hidden_width=32), TASK)
     return train_path, validation_path, spec.save(tmp / "spec.json"), spec.params
 
 
@@ -39,6 +41,8 @@ def _job(inputs, run_dir: Path, epochs: int, patience: int = 50) -> TorchJob:
         str(spec_path),
         str(run_dir),
         params,
+        label=TASK.label,
+        family="torch_mlp",
         epochs=epochs,
         patience=patience,
     )

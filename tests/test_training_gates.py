@@ -39,7 +39,9 @@ def test_no_champion_passes_with_reason():
     [(0.75, 0.72, True), (0.73, 0.72, False), (0.70, 0.72, False), (0.74, 0.72, True)],
 )
 def test_baseline_gate_requires_the_margin(model_auc, logreg_auc, passed):
-    gate = baseline_gate(model_auc, logreg_auc, margin=0.02)
+    gate = baseline_gate(model_auc, logreg_auc, margin=0.02, baseline="logistic regression")
     assert gate.passed is passed
     assert gate.observed["lead"] == pytest.approx(model_auc - logreg_auc)
+    assert gate.observed["baseline_roc_auc"] == logreg_auc
     assert gate.name == "beats_logistic_regression"
+    assert "logistic regression" in gate.message

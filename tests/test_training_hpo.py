@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
-from synthetic import small_training_settings, synthetic_frame
+from synthetic import flight_task, small_training_settings, synthetic_frame
 
-from e2eai.training.hpo import run_hpo
+from e2eai.training.families import family
+from e2eai.training.family import FitRequest
 from e2eai.training.search_space import SEARCH_SPACE, katib_parameters
 from e2eai.training.split import time_split
-from e2eai.training.tabular_spec import MLPParams, TabularSpec
-from e2eai.training.torch_training import write_inputs
+from e2eai.training.tabular_spec import MLPParams
 
 
 def test_search_space_covers_the_issue_parameters():
@@ -34,19 +34,13 @@ def test_katib_rendering_follows_the_space():
 
 def test_optuna_search_writes_trials_table_and_best_params(tmp_path):
     frame = synthetic_frame(1500, days=40, seed=6)
-    split = time_split(frame, date(2013, 1, 1), date(2013, 2, 9), 8, 0, require_holdout=False)
-    train_path, validation_path = write_inputs(split.train, split.validation, tmp_path / "data")
+    task = flight_task()
+    split = time_split(frame, task, date(2013, 1, 1), date(2013, 2, 9), 8, 0, require_holdout=False)
     settings = small_training_settings(tmp_path, epochs=2)
-    spec = TabularSpec.fit(split.train, MLPParams())
-    result = run_hpo(
-        train_path,
-        validation_path,
-        spec,
-        tmp_path / "hpo",
-        settings.training,
-        n_trials=4,
-        timeout_seconds=None,
-    )
+    mlp = family("torch_mlp")
+    assert mlp.search_space == SEARCH_SPACE
+    request = FitRequest(task, split.train, split.validation, settings.training, tmp_path)
+    result = mlp.search(request, tmp_path / "hpo", n_trials=4, timeout_seconds=None)
 
     table = pd.read_csv(result.trials_csv)
     assert len(table) == result.trials == 4

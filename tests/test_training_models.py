@@ -8,24 +8,25 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
-from synthetic import synthetic_frame
+from synthetic import flight_task, synthetic_frame
 
-from e2eai import schema
 from e2eai.errors import TrainingDataError
-from e2eai.training.baselines import fit_pipeline
+from e2eai.tasks.flights import schema
 from e2eai.training.columns import model_input_frame
+from e2eai.training.families import family, load_model
 from e2eai.training.launcher import train_torch
-from e2eai.training.model_io import load_model, save_sklearn
 from e2eai.training.split import time_split
 from e2eai.training.tabular_spec import MLPParams, TabularSpec
 from e2eai.training.torch_job import TorchJob
 from e2eai.training.torch_training import write_inputs
 
+TASK = flight_task()
+
 
 @pytest.fixture(scope="module")
 def split():
     frame = synthetic_frame(4000, days=75, seed=1)
-    return time_split(frame, date(2013, 1, 1), date(2013, 2, 28), 10, 14)
+    return time_split(frame, TASK, date(2013, 1, 1), date(2013, 2, 28), 10, 14)
 
 
 def _randomised(model):
@@ -41,13 +42,15 @@ def _randomised(model):
 
 def _job(split, tmp_path, params: MLPParams, epochs: int, patience: int) -> TorchJob:
     train_path, validation_path = write_inputs(split.train, split.validation, tmp_path / "data")
-    spec = TabularSpec.fit(split.train, params)
+    spec = TabularSpec.fit(split.train, params, TASK)
     return TorchJob(
         train_path=str(train_path),
         validation_path=str(validation_path),
         spec_path=str(spec.save(tmp_path / "spec.json")),
         run_dir=str(tmp_path / "run"),
         params=params,
+        label=TASK.label,
+        family="torch_mlp",
         epochs=epochs,
         patience=patience,
     )
@@ -64,21 +67,24 @@ def test_time_split_is_ordered_and_disjoint(split):
 def test_time_split_names_the_empty_part():
     frame = synthetic_frame(500, days=59)  # ends on Feb 28: nothing after the window
     with pytest.raises(TrainingDataError, match=r"holdout part \(2013-03-01\.\.2013-03-14\)"):
-        time_split(frame, date(2013, 1, 1), date(2013, 2, 28), 10, 14)
+        time_split(frame, TASK, date(2013, 1, 1), date(2013, 2, 28), 10, 14)
 
 
 def test_missing_feature_column_is_named():
     frame = synthetic_frame(200, days=10).drop(columns=["visib"])
     with pytest.raises(TrainingDataError, match="visib"):
-        model_input_frame(frame)
+        model_input_frame(frame, TASK)
 
 
-@pytest.mark.parametrize("family", ["logreg", "hist_gb"])
-def test_sklearn_families_learn_and_round_trip(split, family, tmp_path):
+@pytest.mark.parametrize("name", ["logreg", "hist_gb"])
+def test_sklearn_families_learn_and_round_trip(split, name, tmp_path):
     train = pd.concat([split.train, split.validation])
-    pipeline = fit_pipeline(family, train)
-    assert pipeline.steps[0][0] == "prep"  # ColumnTransformer over raw schema columns first
-    loaded = load_model(save_sklearn(pipeline, tmp_path / family, family, {}))
+    sklearn_family = family(name)
+    pipeline = sklearn_family.fit_pipeline(train, TASK)
+    assert pipeline.steps[0][0] == "prep"  # ColumnTransformer over raw task columns first
+    loaded = load_model(sklearn_family.save(pipeline, tmp_path / name, TASK))
+    assert loaded.family == name
+    assert loaded.input_kinds == {f.name: f.kind for f in TASK.features}
     p = loaded.predict_proba(split.holdout)
     assert roc_auc_score(split.holdout[schema.LABEL], p) > 0.6
 
@@ -101,7 +107,7 @@ def _with_info(model_dir):
 
     from e2eai.training.model_io import write_info
 
-    write_info(Path(model_dir), "torch_mlp", {})
+    write_info(Path(model_dir), "torch_mlp", TASK, {})
     return Path(model_dir)
 
 
@@ -115,7 +121,7 @@ def test_early_stopping_stops_when_validation_auc_stalls(split, tmp_path):
 
 
 def test_spec_maps_unknown_and_missing_categories_to_zero(split):
-    spec = TabularSpec.fit(split.train, MLPParams())
+    spec = TabularSpec.fit(split.train, MLPParams(), TASK)
     rows = split.holdout.head(3).copy()
     rows["carrier"] = ["ZZ", None, spec.vocab["carrier"][0]]
     rows.loc[rows.index[0], "temp"] = np.nan
@@ -126,7 +132,7 @@ def test_spec_maps_unknown_and_missing_categories_to_zero(split):
 
 
 def test_spec_extension_keeps_old_indices(split):
-    spec = TabularSpec.fit(split.train, MLPParams())
+    spec = TabularSpec.fit(split.train, MLPParams(), TASK)
     newer = split.holdout.copy()
     newer.loc[newer.index[:5], "carrier"] = "QX"
     extended = spec.extended_with(newer)
@@ -139,7 +145,7 @@ def test_mlp_imputes_nan_inside_the_module(split, tmp_path):
 
     from e2eai.training.mlp import TabularMLP
 
-    spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8))
+    spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8), TASK)
     model = _randomised(TabularMLP(spec))
     numeric, indices = spec.encode(split.holdout.head(4))
     filled = numeric.copy()
@@ -155,16 +161,16 @@ def test_mlp_imputes_nan_inside_the_module(split, tmp_path):
 def test_hist_gb_early_stops_on_the_later_validation_part(split):
     from sklearn.metrics import log_loss
 
-    pipeline = fit_pipeline("hist_gb", split.train, validation=split.validation)
+    pipeline = family("hist_gb").fit_pipeline(split.train, TASK, validation=split.validation)
     model = pipeline.named_steps["model"]
     # The early-stopping score is the (negative) log-loss on exactly the validation frame
     # we passed (the last days of the window), not on a random slice of the training part.
-    p = pipeline.predict_proba(model_input_frame(split.validation))[:, 1]
+    p = pipeline.predict_proba(model_input_frame(split.validation, TASK))[:, 1]
     expected = -log_loss(split.validation[schema.LABEL], p)
     assert model.validation_score_[-1] == pytest.approx(expected, rel=1e-6)
     # Categories are ordinal codes (one column each; exportable), not a one-hot block.
-    width = pipeline.named_steps["prep"].transform(model_input_frame(split.holdout.head(3)))
-    assert width.shape[1] == len(schema.model_features())
+    width = pipeline.named_steps["prep"].transform(model_input_frame(split.holdout.head(3), TASK))
+    assert width.shape[1] == len(TASK.features)
 
 
 def test_mlp_clips_numeric_inputs_to_the_training_range(split):
@@ -172,7 +178,7 @@ def test_mlp_clips_numeric_inputs_to_the_training_range(split):
 
     from e2eai.training.mlp import TabularMLP
 
-    spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8))
+    spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8), TASK)
     model = _randomised(TabularMLP(spec))
     j = spec.numeric.index("month")
     assert spec.upper[j] == split.train["month"].max()
@@ -197,7 +203,7 @@ def test_mlp_sees_missingness_of_columns_that_had_gaps(split):
 
     from e2eai.training.mlp import TabularMLP
 
-    spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8))
+    spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8), TASK)
     j = spec.numeric.index("plane_year")  # NaN in the synthetic training part
     assert spec.missing_indicator[j] and not spec.missing_indicator[0]
     model = _randomised(TabularMLP(spec))
@@ -213,7 +219,7 @@ def test_mlp_sees_missingness_of_columns_that_had_gaps(split):
 def test_spec_saved_before_the_numeric_transform_loads_neutral(split, tmp_path):
     import json
 
-    spec = TabularSpec.fit(split.train, MLPParams())
+    spec = TabularSpec.fit(split.train, MLPParams(), TASK)
     raw = json.loads(spec.save(tmp_path / "spec.json").read_text())
     for key in ("lower", "upper", "log1p", "missing_indicator"):
         raw.pop(key)
@@ -232,7 +238,7 @@ def test_spec_saved_before_wide_and_deep_loads_as_a_plain_mlp(split, tmp_path):
 
     from e2eai.training.mlp import TabularMLP
 
-    plain = TabularSpec.fit(split.train, MLPParams(hidden_width=8, wide=False))
+    plain = TabularSpec.fit(split.train, MLPParams(hidden_width=8, wide=False), TASK)
     old_state = TabularMLP(plain).state_dict()
     raw = json.loads(plain.save(tmp_path / "spec.json").read_text())
     for key in ("crosses", "bin_edges"):
@@ -255,7 +261,7 @@ def test_wide_path_reads_categories_crosses_and_numeric_bins(split):
 
     from e2eai.training.mlp import TabularMLP
 
-    spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8, numeric_bins=8))
+    spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8, numeric_bins=8), TASK)
     assert tuple(spec.crosses[0]) == ("carrier", "origin")
     model = TabularMLP(spec).eval()
     numeric, indices = (torch.from_numpy(a) for a in spec.encode(split.holdout.head(64)))
@@ -288,7 +294,7 @@ def test_resize_grows_both_paths_with_the_unknown_row(split):
 
     from e2eai.training.mlp import TabularMLP, resize_embeddings
 
-    spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8))
+    spec = TabularSpec.fit(split.train, MLPParams(hidden_width=8), TASK)
     newer = split.holdout.copy()
     newer.loc[newer.index[:5], "carrier"] = "QX"
     grown = spec.extended_with(newer)

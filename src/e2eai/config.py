@@ -89,11 +89,31 @@ class ArtifactSettings(_Section):
 class TrainingSettings(_Section):
     """Model family, data windows and hyper-parameters of training."""
 
-    family: Literal["torch_mlp", "hist_gb", "logreg"] = "torch_mlp"
+    family: str = Field(
+        "torch_mlp",
+        pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$",
+        description="Model family to train: a registered family (torch_mlp, hist_gb, logreg, "
+        "or one added with e2eai.training.families.register_family); checked when training "
+        "starts.",
+    )
     train_start: date = date(2013, 1, 1)
     train_end: date = date(2013, 4, 30)
     validation_days: int = Field(14, description="Last days of the window held for validation.")
     holdout_days: int = Field(14, description="Days after train_end used as the holdout.")
+    # Tasks without a timestamp are split by rows, stratified on the label.
+    holdout_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Untimed tasks: share of rows held out (stratified)."
+    )
+    validation_fraction: float = Field(
+        0.15, gt=0, lt=1, description="Untimed tasks: share of the rest used for validation."
+    )
+    pool_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Untimed tasks: share of the training rows used (the loop trains its "
+        "champion on the first half and fine-tunes the challenger on all of them).",
+    )
     workers: int = Field(2, description="torchrun --nproc_per_node.")
     # MLP defaults: on the real Jan–Apr window the validation AUC peaks after 1–2 epochs
     # whatever the point (Optuna, 42 trials, 16 not pruned: 0.746–0.753 validation AUC),
@@ -230,6 +250,14 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(Path("runs"), description="Working directory of local runs.")
+    task: str = Field(
+        "flights",
+        description="The prediction task: a registered name (`e2eai tasks list`); "
+        "ignored when task_file is set.",
+    )
+    task_file: Path | None = Field(
+        None, description="A TOML task file declaring a tabular task (docs/tasks.md)."
+    )
     data: DataSettings = DataSettings()
     features: FeatureSettings = FeatureSettings()
     artifacts: ArtifactSettings = ArtifactSettings()
@@ -243,10 +271,17 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _local_stores_follow_home(self) -> Settings:
         # Unless set explicitly, the artifact directory and the registry database live in
-        # ``home``, so that E2EAI_HOME alone moves a whole local deployment.
+        # ``home``, so that E2EAI_HOME alone moves a whole local deployment; the served
+        # model is named for the task.
         if "uri" not in self.artifacts.model_fields_set:
             artifacts = self.artifacts.model_copy(update={"uri": str(self.home / "artifacts")})
             object.__setattr__(self, "artifacts", artifacts)
+        if "model_name" not in self.serving.model_fields_set:
+            # Each task serves under its own name (the flight task keeps its historic one).
+            task = self.task_file.stem if self.task_file is not None else self.task
+            if task != "flights":
+                serving = self.serving.model_copy(update={"model_name": task.replace("_", "-")})
+                object.__setattr__(self, "serving", serving)
         if "database_url" not in self.registry.model_fields_set:
             url = f"sqlite:///{self.home / 'registry.db'}"
             object.__setattr__(

@@ -1,8 +1,9 @@
-"""The one schema: the model's inputs, label, entities and timestamps, defined once.
+"""The vocabulary every task's schema is written in: features, request fields, entities, views.
 
-Everything downstream derives from the objects here: data validation ranges, the Feast
-feature views and feature service, training columns, the ONNX input signature, the V2
-inference request, the app's form and the monitoring column mapping.
+A task (:mod:`e2eai.tasks`) declares its model inputs with these types once; everything
+downstream derives from them: data validation ranges, the Feast feature views and feature
+service, training columns, the ONNX input signature, the V2 inference request, the app's
+form and the monitoring column mapping. Nothing here belongs to one task.
 """
 
 from __future__ import annotations
@@ -13,15 +14,7 @@ from typing import Literal
 
 Kind = Literal["numeric", "categorical"]
 Source = Literal["request", "feature_view", "derived"]
-
-EVENT_TIMESTAMP = "event_timestamp"
-"""Scheduled departure as a UTC timestamp: the instant a prediction is made for."""
-
-LABEL = "delayed"
-"""1 when the flight arrived ``data.delay_threshold_minutes`` or more late, else 0."""
-
-FLIGHT_ID = "flight_id"
-"""Stable id of one scheduled flight: ``YYYYMMDD-CARRIER-FLIGHT-ORIGIN``."""
+FieldType = Literal["str", "int", "float", "datetime"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +28,13 @@ class Entity:
 
 @dataclass(frozen=True)
 class Feature:
-    """One model input column."""
+    """One model input column.
+
+    ``source`` says where its value comes from at serving time: the request itself, a Feast
+    feature view (``view``), or derived from those by the task. ``nullable`` marks inputs that
+    may be missing at serving time although the source is not a feature view (a value derived
+    from one); feature-view inputs are always nullable (the store may have no row).
+    """
 
     name: str
     kind: Kind
@@ -44,6 +43,13 @@ class Feature:
     minimum: float | None = None
     maximum: float | None = None
     view: str | None = None  # Feast feature view that serves it (source == "feature_view")
+    categories: tuple[str, ...] | None = None  # known categories (validation, the app's form)
+    nullable: bool = False
+
+    @property
+    def accepts_missing(self) -> bool:
+        """Whether a request may leave this input empty (null / NaN / "")."""
+        return self.nullable or self.source == "feature_view"
 
     @property
     def onnx_dtype(self) -> Literal["float32", "string"]:
@@ -57,14 +63,15 @@ class Feature:
 
 @dataclass(frozen=True)
 class RequestField:
-    """One field of a flight prediction request (what a client knows before departure)."""
+    """One field of a prediction request (what a client knows when it asks)."""
 
     name: str
-    type: Literal["str", "int", "float", "datetime"]
+    type: FieldType
     description: str
     minimum: float | None = None
     maximum: float | None = None
     max_length: int | None = None
+    nullable: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,232 +82,3 @@ class FeatureView:
     entity: str
     ttl: timedelta
     description: str
-
-
-ENTITIES: tuple[Entity, ...] = (
-    Entity("origin", "origin", "Departure airport (FAA code) of a New York flight."),
-    Entity("tailnum", "tailnum", "Aircraft tail number."),
-    Entity("carrier", "carrier", "Two-letter airline code."),
-    Entity("route", "route", "Origin and destination, 'EWR-IAH'."),
-)
-
-REQUEST_FIELDS: tuple[RequestField, ...] = (
-    RequestField("carrier", "str", "Two-letter airline code, e.g. 'UA'.", max_length=3),
-    RequestField("flight", "int", "Flight number.", minimum=1, maximum=9999),
-    RequestField("origin", "str", "Departure airport, e.g. 'EWR'.", max_length=4),
-    RequestField("dest", "str", "Arrival airport, e.g. 'IAH'.", max_length=4),
-    RequestField("tailnum", "str", "Aircraft tail number, e.g. 'N14228'.", max_length=8),
-    RequestField(
-        "scheduled_departure", "datetime", "Scheduled departure, ISO 8601 with offset (or UTC)."
-    ),
-    RequestField("distance", "float", "Great-circle distance in miles.", minimum=1, maximum=5000),
-)
-
-STATS_HEARTBEAT = timedelta(days=1)
-"""Trailing statistics are re-stamped at least this often, even when unchanged…"""
-STATS_TTL = timedelta(days=2)
-"""…so their feature views can have a short TTL, which keeps point-in-time joins small."""
-
-FEATURE_VIEWS: tuple[FeatureView, ...] = (
-    FeatureView(
-        "origin_weather_hourly",
-        "origin",
-        timedelta(hours=3),
-        "Hourly weather observed at the departure airport.",
-    ),
-    FeatureView(
-        "plane_attributes",
-        "tailnum",
-        timedelta(0),  # Feast: 0 = never stale (registry attributes are static)
-        "Static attributes of the aircraft from the FAA registry.",
-    ),
-    FeatureView(
-        "route_delay_stats",
-        "route",
-        STATS_TTL,
-        "Trailing arrival-delay rates of flights on the route that had already landed.",
-    ),
-    FeatureView(
-        "carrier_delay_stats",
-        "carrier",
-        STATS_TTL,
-        "Trailing arrival-delay rates of the airline's flights that had already landed.",
-    ),
-    FeatureView(
-        "origin_delay_stats",
-        "origin",
-        STATS_TTL,
-        "Trailing arrival-delay rates of flights from the airport that had already landed.",
-    ),
-    FeatureView(
-        "origin_departure_stats",
-        "origin",
-        STATS_TTL,
-        "Departure congestion: trailing departure-delay rates of flights that had already "
-        "left the airport.",
-    ),
-)
-
-FEATURE_SERVICE = "flight_delay_model"
-"""The Feast feature service that serves every feature-view input of the model."""
-
-STATS_ENTITIES: tuple[str, ...] = ("route", "carrier", "origin")
-"""Entities whose trailing delay rates are features."""
-
-DEFAULT_WINDOWS_HOURS: tuple[int, ...] = (24, 168)
-
-DEPARTURE_WINDOWS_HOURS: tuple[int, ...] = (1, 3)
-"""Short windows of departure congestion at the origin (ground stops, storms)."""
-DEPARTURE_STATS_VIEW = "origin_departure_stats"
-
-
-def departure_feature_names(window_hours: int) -> tuple[str, str]:
-    """Column names of the departures and smoothed departure-delay rate of a window."""
-    return f"origin_departures_{window_hours}h", f"origin_dep_delay_rate_{window_hours}h"
-
-
-def stats_defaults(windows_hours: tuple[int, ...], rate_prior: float) -> dict[str, float]:
-    """Value of each trailing statistic when the store has none: no flights, prior rate."""
-    defaults: dict[str, float] = {}
-    names = [stats_feature_names(e, w) for e in STATS_ENTITIES for w in windows_hours]
-    names += [departure_feature_names(w) for w in DEPARTURE_WINDOWS_HOURS]
-    for count, rate in names:
-        defaults[count], defaults[rate] = 0.0, rate_prior
-    return defaults
-
-
-def stats_feature_names(entity: str, window_hours: int) -> tuple[str, str]:
-    """Column names of the flight count and smoothed delay rate of a trailing window."""
-    return f"{entity}_flights_{window_hours}h", f"{entity}_delay_rate_{window_hours}h"
-
-
-def _stats_features(windows_hours: tuple[int, ...]) -> tuple[Feature, ...]:
-    features: list[Feature] = []
-    for entity in STATS_ENTITIES:
-        for window in windows_hours:
-            count, rate = stats_feature_names(entity, window)
-            view = f"{entity}_delay_stats"
-            features.append(
-                Feature(
-                    count,
-                    "numeric",
-                    "feature_view",
-                    f"{entity} flights landed in the trailing {window} h.",
-                    0,
-                    None,
-                    view,
-                )
-            )
-            features.append(
-                Feature(
-                    rate,
-                    "numeric",
-                    "feature_view",
-                    f"Smoothed share of them delayed ({window} h).",
-                    0,
-                    1,
-                    view,
-                )
-            )
-    for window in DEPARTURE_WINDOWS_HOURS:
-        count, rate = departure_feature_names(window)
-        features.append(
-            Feature(count, "numeric", "feature_view",
-                    f"Flights that left the origin in the trailing {window} h.", 0, None,
-                    DEPARTURE_STATS_VIEW)
-        )  # fmt: skip
-        features.append(
-            Feature(rate, "numeric", "feature_view",
-                    f"Smoothed share of them that left 15+ min late ({window} h).", 0, 1,
-                    DEPARTURE_STATS_VIEW)
-        )  # fmt: skip
-    return tuple(features)
-
-
-REQUEST_FEATURES: tuple[Feature, ...] = (
-    Feature("carrier", "categorical", "request", "Airline."),
-    Feature("origin", "categorical", "request", "Departure airport."),
-    Feature("dest", "categorical", "request", "Arrival airport."),
-    Feature("distance", "numeric", "request", "Distance in miles.", 1, 5000),
-    Feature("dep_hour", "numeric", "derived", "Scheduled local departure hour.", 0, 23),
-    Feature("day_of_week", "numeric", "derived", "Monday=0 … Sunday=6.", 0, 6),
-    Feature("month", "numeric", "derived", "Month of the scheduled departure.", 1, 12),
-    Feature("days_to_holiday", "numeric", "derived", "Days to the nearest US holiday.", 0, 366),
-)
-
-PLANE_FEATURES: tuple[Feature, ...] = (
-    Feature("plane_year", "numeric", "feature_view", "Year built.", 1930, 2030, "plane_attributes"),
-    Feature("seats", "numeric", "feature_view", "Seats.", 1, 1000, "plane_attributes"),
-    Feature("engines", "numeric", "feature_view", "Number of engines.", 1, 8, "plane_attributes"),
-    Feature(
-        "engine_type", "categorical", "feature_view", "Engine type.", None, None, "plane_attributes"
-    ),
-)
-
-DERIVED_PLANE_FEATURES: tuple[Feature, ...] = (
-    Feature("plane_age", "numeric", "derived", "Years since the plane was built.", 0, 100),
-)
-
-WEATHER_FEATURES: tuple[Feature, ...] = tuple(
-    Feature(name, "numeric", "feature_view", description, lo, hi, "origin_weather_hourly")
-    for name, description, lo, hi in (
-        ("temp", "Temperature, °F.", -60, 140),
-        ("dewp", "Dew point, °F.", -80, 100),
-        ("humid", "Relative humidity, %.", 0, 100),
-        ("wind_dir", "Wind direction, degrees.", 0, 360),
-        ("wind_speed", "Wind speed, mph.", 0, 150),
-        ("wind_gust", "Wind gust, mph (0 when none reported).", 0, 200),
-        ("precip", "Precipitation, inches.", 0, 10),
-        ("pressure", "Sea-level pressure, millibars.", 900, 1100),
-        ("visib", "Visibility, miles.", 0, 10),
-    )
-)
-
-
-def model_features(windows_hours: tuple[int, ...] = DEFAULT_WINDOWS_HOURS) -> tuple[Feature, ...]:
-    """The model's input columns, in order."""
-    return (
-        REQUEST_FEATURES
-        + PLANE_FEATURES
-        + DERIVED_PLANE_FEATURES
-        + WEATHER_FEATURES
-        + _stats_features(windows_hours)
-    )
-
-
-def numeric_features(windows_hours: tuple[int, ...] = DEFAULT_WINDOWS_HOURS) -> list[str]:
-    return [f.name for f in model_features(windows_hours) if f.kind == "numeric"]
-
-
-def categorical_features(windows_hours: tuple[int, ...] = DEFAULT_WINDOWS_HOURS) -> list[str]:
-    return [f.name for f in model_features(windows_hours) if f.kind == "categorical"]
-
-
-def view_features(
-    view: str, windows_hours: tuple[int, ...] = DEFAULT_WINDOWS_HOURS
-) -> tuple[Feature, ...]:
-    """Features stored in one Feast feature view."""
-    if view not in {v.name for v in FEATURE_VIEWS}:
-        raise KeyError(f"unknown feature view {view!r}")
-    return tuple(f for f in model_features(windows_hours) if f.view == view)
-
-
-def feature_refs(windows_hours: tuple[int, ...] = DEFAULT_WINDOWS_HOURS) -> list[str]:
-    """``view:feature`` references of every feature-view input (the feature service)."""
-    return [
-        f"{f.view}:{f.name}" for f in model_features(windows_hours) if f.source == "feature_view"
-    ]
-
-
-def entity(name: str) -> Entity:
-    for e in ENTITIES:
-        if e.name == name:
-            return e
-    raise KeyError(f"unknown entity {name!r}")
-
-
-def feature_view(name: str) -> FeatureView:
-    for v in FEATURE_VIEWS:
-        if v.name == name:
-            return v
-    raise KeyError(f"unknown feature view {name!r}")

@@ -7,6 +7,9 @@ module top level, so that ``e2eai --help`` stays fast.
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -19,9 +22,37 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
+
+@app.callback()
+def _choose_task(
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task", help="The prediction task, by name (`e2eai tasks list`). Env: E2EAI_TASK."
+        ),
+    ] = None,
+    task_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--task-file",
+            help="A TOML task file (docs/tasks.md); wins over --task. Env: E2EAI_TASK_FILE.",
+        ),
+    ] = None,
+) -> None:
+    """Chosen once per process: the environment carries it to servers and pipeline steps."""
+    from e2eai.config import get_settings
+
+    if task is not None:
+        os.environ["E2EAI_TASK"] = task
+    if task_file is not None:
+        os.environ["E2EAI_TASK_FILE"] = str(task_file.resolve())
+    get_settings.cache_clear()
+
+
 # (module, command group name or None for top-level commands registered by the module)
 _GROUPS: tuple[tuple[str, str | None], ...] = (
-    ("e2eai.cli.loop", None),
+    ("e2eai.cli.lifecycle", None),
+    ("e2eai.cli.tasks", "tasks"),
     ("e2eai.cli.data", "data"),
     ("e2eai.cli.features", "features"),
     ("e2eai.cli.training", None),

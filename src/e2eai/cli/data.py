@@ -1,4 +1,4 @@
-"""Ingest, validate, clean and featurise raw flight data."""
+"""Ingest, validate, clean and featurise the task's raw data."""
 
 from __future__ import annotations
 
@@ -6,18 +6,18 @@ from typing import Annotated
 
 import typer
 
-from e2eai.cli.output import console, emit, user_errors
+from e2eai.cli.output import JsonOption, console, emit, user_errors
 
 app = typer.Typer(no_args_is_help=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
 @app.command("prepare")
 def prepare(
     source: Annotated[
         str | None,
-        typer.Option(help="Flights CSV/Parquet path or s3:// URI (default: packaged data)."),
+        typer.Option(
+            help="Flights CSV/Parquet path or s3:// URI (flights task; default: packaged)."
+        ),
     ] = None,
     features: Annotated[
         bool, typer.Option(help="Also build the feature tables (the Feast sources).")
@@ -26,8 +26,7 @@ def prepare(
 ) -> None:
     """Ingest → snapshot → validate → clean → feature tables, with exact row accounting."""
     from e2eai.config import get_settings
-    from e2eai.data.prepare import prepare_data
-    from e2eai.features.build import build_feature_tables
+    from e2eai.tasks import load_task
 
     settings = get_settings()
     if source:
@@ -35,10 +34,11 @@ def prepare(
             update={"data": settings.data.model_copy(update={"source": source})}
         )
     with user_errors():
-        with console.status("ingest, validate, clean…"):
-            prepared = prepare_data(settings)
-        result = prepared.summary()
+        task = load_task(settings)
+        with console.status(f"{task.name}: ingest, validate, clean…"):
+            prepared = task.prepare_data(settings)
+        result = {"task": task.name, **prepared.summary()}
         if features:
             with console.status("feature tables…"):
-                result["features"] = build_feature_tables(settings).summary()
+                result["features"] = task.build_feature_tables(settings).summary()
     emit(result, as_json, "data prepared")

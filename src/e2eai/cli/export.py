@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from e2eai.cli.output import console, emit, user_errors
+from e2eai.cli.output import JsonOption, console, emit, user_errors
 
 
 def export(
@@ -23,9 +23,7 @@ def export(
             "instead of a registered version (not registered).",
         ),
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object on stdout.")
-    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Export a model to ONNX with a parity check and an int8 decision.
 

@@ -8,11 +8,10 @@ from typing import Annotated
 
 import typer
 
-from e2eai.cli.output import console, emit, user_errors
+from e2eai.cli.output import JsonOption, console, emit, user_errors
 
 app = typer.Typer(no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 DateOption = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])]
 
 
@@ -24,10 +23,11 @@ def _day(value: datetime | None, default: date) -> date:
 def build(as_json: JsonOption = False) -> None:
     """Write the feature views' Parquet sources from the prepared data."""
     from e2eai.config import get_settings
-    from e2eai.features.build import build_feature_tables
+    from e2eai.tasks import load_task
 
     with user_errors():
-        result = build_feature_tables(get_settings()).summary()
+        settings = get_settings()
+        result = load_task(settings).build_feature_tables(settings).summary()
     emit(result, as_json, "feature tables written")
 
 
@@ -69,13 +69,14 @@ def training_set(
     end: DateOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Point-in-time-correct training rows for flights scheduled in a window."""
+    """Point-in-time-correct training rows (of a window, for tasks with a timestamp)."""
     from e2eai.config import get_settings
-    from e2eai.features.store import training_set as build
+    from e2eai.tasks import load_task
 
     settings = get_settings()
     with user_errors(), console.status("historical retrieval…"):
-        frame = build(
+        task = load_task(settings)
+        frame = task.training_set(
             settings,
             _day(start, settings.training.train_start),
             _day(end, settings.training.train_end),
@@ -87,7 +88,7 @@ def training_set(
             "output": str(output),
             "rows": len(frame),
             "columns": len(frame.columns),
-            "delay_rate": round(float(frame["delayed"].mean()), 4),
+            "positive_rate": round(float(frame[task.label].mean()), 4),
         },
         as_json,
         "training set written",
@@ -105,12 +106,12 @@ def online(
     distance: Annotated[float, typer.Option()],
     as_json: JsonOption = False,
 ) -> None:
-    """Online model input for one flight (Feast online store + request features)."""
+    """Online model input for one flight (flights task: Feast online store + request)."""
     import pandas as pd
 
     from e2eai.config import get_settings
-    from e2eai.features.model_input import SCHEDULED_DEPARTURE
-    from e2eai.features.store import online_model_input
+    from e2eai.tasks.flights.model_input import SCHEDULED_DEPARTURE
+    from e2eai.tasks.flights.store import online_model_input
 
     request = pd.DataFrame(
         [

@@ -8,11 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
-from e2eai.cli.output import console, emit, user_errors
+from e2eai.cli.output import JsonOption, console, emit, user_errors
 
 app = typer.Typer(no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 ProjectOption = Annotated[
     Path | None,
     typer.Option("--project-dir", help="Folder with pipelines/ and components/ (default: found)."),

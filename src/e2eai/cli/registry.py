@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from e2eai.cli.output import console, emit, user_errors
+from e2eai.cli.output import JsonOption, console, emit, user_errors
 
 if TYPE_CHECKING:
     from e2eai.registry import ModelRegistry, ModelVersion
 
 app = typer.Typer(no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 VersionArgument = Annotated[int, typer.Argument(help="Model version number.", min=1)]
 
 

@@ -4,33 +4,33 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from e2eai.cli.output import console, emit, user_errors
+from e2eai.cli.output import JsonOption, console, emit, user_errors
+
+if TYPE_CHECKING:
+    from e2eai.serving.local import LocalServing
+    from e2eai.serving.rollout import RolloutStatus
 
 app = typer.Typer(no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
-
-def _manager() -> Any:
+def _manager() -> LocalServing:
     from e2eai.config import get_settings
     from e2eai.serving.local import LocalServing
 
     return LocalServing(get_settings())
 
 
-def _summary(state: Any) -> dict[str, Any]:
+def _summary(status: RolloutStatus) -> dict[str, Any]:
     return {
-        "endpoint": state.endpoint,
-        "stable": None
-        if state.stable is None
-        else {"version": state.stable.version, "weight": state.stable.weight},
+        "endpoint": status.endpoint,
+        "stable": {"version": status.stable_version, "weight": status.stable_percent},
         "canary": None
-        if state.canary is None
-        else {"version": state.canary.version, "weight": state.canary.weight},
+        if status.canary_version is None
+        else {"version": status.canary_version, "weight": status.canary_percent},
     }
 
 
@@ -49,16 +49,16 @@ def deploy(
     with user_errors():
         if version is None and onnx is None:
             raise ServingError("give --version (registry) or --onnx")
-        state = _manager().deploy(model_source(get_settings(), version, onnx), canary)
-    emit(_summary(state), as_json, "Canary deployed")
+        status = _manager().deploy(model_source(get_settings(), version, onnx), canary)
+    emit(_summary(status), as_json, "Canary deployed")
 
 
 @app.command()
 def promote(as_json: JsonOption = False) -> None:
     """Give the canary all traffic; drain and stop the old stable."""
     with user_errors():
-        state = _manager().promote()
-    emit(_summary(state), as_json, "Canary promoted")
+        status = _manager().promote()
+    emit(_summary(status), as_json, "Canary promoted")
 
 
 @app.command()
@@ -68,8 +68,8 @@ def rollback(
 ) -> None:
     """Give stable all traffic back; drain and stop the canary."""
     with user_errors():
-        state = _manager().rollback(reason=f"rolled back: {reason}")
-    emit(_summary(state), as_json, "Canary rolled back")
+        status = _manager().rollback(reason=f"rolled back: {reason}")
+    emit(_summary(status), as_json, "Canary rolled back")
 
 
 @app.command()
@@ -96,7 +96,7 @@ def analyze(
 def status(as_json: JsonOption = False) -> None:
     """What serves where, the traffic split, health, and the latest canary decisions."""
     with user_errors():
-        result = _manager().status()
+        result = _manager().describe()
     if as_json:
         emit(result, True)
         return

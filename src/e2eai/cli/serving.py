@@ -8,19 +8,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from e2eai.cli.output import console, emit, user_errors
+from e2eai.cli.output import JsonOption, console, emit, user_errors
 
 if TYPE_CHECKING:
     from e2eai.config import Settings
-    from e2eai.serving.local import ModelSource
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+    from e2eai.serving.rollout import ModelSource
 
 
 def model_source(settings: Settings, version: int | None, onnx: Path | None) -> ModelSource:
     """A registry version, an ONNX file, or (neither given) the registry's champion."""
     from e2eai.errors import ServingError
-    from e2eai.serving.local import ModelSource
+    from e2eai.serving.rollout import ModelSource
 
     if version is not None and onnx is not None:
         raise ServingError("give --version or --onnx, not both")

@@ -7,9 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from e2eai.cli.output import console, emit, user_errors
+from e2eai.cli.output import JsonOption, console, emit, user_errors
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 Family = Annotated[
     str | None, typer.Option("--family", help="torch_mlp, hist_gb or logreg (training.family).")
 ]
@@ -74,11 +73,16 @@ def train(
             train_end=train_end,
             hpo_trials=hpo_trials,
         )
+        from e2eai.tasks import load_task
+
         t = settings.training
-        console.print(
-            f"training {t.family} on {t.train_start}..{t.train_end} "
-            f"({t.workers} worker(s)), holdout {t.holdout_days} days"
+        task = load_task(settings)
+        data = (
+            f"{t.train_start}..{t.train_end}, holdout {t.holdout_days} days"
+            if task.time_based
+            else f"a stratified split (holdout {t.holdout_fraction:.0%} of the rows)"
         )
+        console.print(f"{task.name}: training {t.family} on {data} ({t.workers} worker(s))")
         result = run_training(settings, warm_start_from=warm_start_from)
         version = None
         if register:

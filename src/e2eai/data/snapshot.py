@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import pandas as pd
 
-from e2eai.data.sources import RawTables
 from e2eai.storage import ArtifactStore, sha256_bytes
 
 
@@ -47,12 +47,14 @@ def _parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def write_snapshot(raw: RawTables, store: ArtifactStore) -> Snapshot:
+def write_snapshot(
+    tables: Mapping[str, pd.DataFrame], source: str, store: ArtifactStore
+) -> Snapshot:
     """Store every raw table as Parquet under ``snapshots/<id>/`` with a manifest.json.
 
     Idempotent: an existing snapshot with the same content is reused, not rewritten.
     """
-    blobs = {name: _parquet_bytes(frame) for name, frame in raw.as_dict().items()}
+    blobs = {name: _parquet_bytes(frame) for name, frame in tables.items()}
     hashes = {name: sha256_bytes(blob) for name, blob in blobs.items()}
     content = "\n".join(f"{name}:{hashes[name]}" for name in sorted(hashes))
     snapshot_id = hashlib.sha256(content.encode()).hexdigest()
@@ -69,19 +71,21 @@ def write_snapshot(raw: RawTables, store: ArtifactStore) -> Snapshot:
             manifest_uri=store.uri(manifest_key),
         )
 
-    tables = []
+    written = []
     for name, blob in blobs.items():
         key = f"{prefix}/{name}.parquet"
         store.put_bytes(key, blob)
-        frame = raw.as_dict()[name]
-        tables.append(SnapshotTable(name, key, len(frame), frame.shape[1], hashes[name], len(blob)))
+        frame = tables[name]
+        written.append(
+            SnapshotTable(name, key, len(frame), frame.shape[1], hashes[name], len(blob))
+        )
     created_at = datetime.now(UTC).isoformat(timespec="seconds")
     manifest = {
         "id": snapshot_id,
-        "source": raw.source,
+        "source": source,
         "created_at": created_at,
-        "tables": [asdict(t) for t in tables],
+        "tables": [asdict(t) for t in written],
     }
     # The manifest goes last: its presence means the snapshot is complete.
     store.put_bytes(manifest_key, json.dumps(manifest, indent=2).encode())
-    return Snapshot(snapshot_id, raw.source, created_at, tuple(tables), store.uri(manifest_key))
+    return Snapshot(snapshot_id, source, created_at, tuple(written), store.uri(manifest_key))

@@ -1,4 +1,8 @@
-"""``export_model``: a trained model directory → the ONNX file serving loads, verified."""
+"""``export_model``: a trained model directory → the ONNX file serving loads, verified.
+
+The task fixes the contract (one input per feature, in order); the model's family converts
+it; the parity gate compares the graph with the family's own predictions on the holdout.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,15 @@ import numpy as np
 import pandas as pd
 
 from e2eai.config import ExportSettings
+from e2eai.errors import ModelArtifactError
 from e2eai.export.parity import ParityReport, check_parity
 from e2eai.export.quantize import QuantizationReport, quantize_and_compare, session
 from e2eai.export.signature import onnx_proba
 from e2eai.storage import sha256_file
-from e2eai.training.columns import labels
-from e2eai.training.model_io import load_model
+from e2eai.tasks import Task
+from e2eai.training.columns import feature_kinds, labels
+from e2eai.training.families import family, load_model
+from e2eai.training.family import LoadedModel
 
 SERVED_FILE = "model.onnx"
 
@@ -60,40 +67,67 @@ class ExportResult:
         }
 
 
-def to_onnx(model_dir: Path, out_path: Path) -> tuple[str, Path]:
-    """Convert the model in ``model_dir`` (any family) to ONNX at ``out_path``."""
-    family = load_model(model_dir).family
-    if family == "torch_mlp":
-        from e2eai.export.torch_onnx import torch_to_onnx
+def check_inputs(model: LoadedModel, task: Task) -> None:
+    """The model must read exactly the task's features, with the same kinds."""
+    have, want = model.input_kinds, feature_kinds(task)
+    if have == want:
+        return
+    missing = sorted(set(want) - set(have))
+    extra = sorted(set(have) - set(want))
+    changed = sorted(n for n in set(have) & set(want) if have[n] != want[n])
+    problems = [
+        f"{label}: {', '.join(names)}"
+        for label, names in (
+            ("lacks", missing),
+            ("reads features the task does not have", extra),
+            ("other kind", changed),
+        )
+        if names
+    ]
+    raise ModelArtifactError(
+        f"{model.model_dir}: the model's inputs differ from task {task.name!r}'s features "
+        f"({'; '.join(problems)}); retrain it with the task's feature settings"
+    )
 
-        return family, torch_to_onnx(model_dir, out_path)
-    from e2eai.export.sklearn_onnx import sklearn_to_onnx
 
-    return family, sklearn_to_onnx(model_dir, out_path)
+def to_onnx(model: LoadedModel, out_path: Path, task: Task) -> Path:
+    """Convert ``model`` (any family) to ONNX at ``out_path`` under the task's contract."""
+    check_inputs(model, task)
+    return family(model.family).export_onnx(model, out_path, task)
 
 
 def export_model(
-    model_dir: Path, holdout: pd.DataFrame, out_dir: Path, settings: ExportSettings
+    model_dir: Path,
+    holdout: pd.DataFrame,
+    out_dir: Path,
+    settings: ExportSettings,
+    task: Task,
 ) -> ExportResult:
     """Export, check parity over ``holdout`` (else ExportParityError), maybe quantise.
 
     ``out_dir/model.onnx`` is the file to serve: the int8 model when it was kept, else fp32.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    family, fp32_path = to_onnx(model_dir, out_dir / "model.fp32.onnx")
-    framework = load_model(model_dir).predict_proba(holdout)
+    model = load_model(model_dir)
+    fp32_path = to_onnx(model, out_dir / "model.fp32.onnx", task)
+    framework = model.predict_proba(holdout)
     parity = check_parity(
-        family, framework, onnx_proba(session(fp32_path), holdout), settings.parity_atol
+        model.family,
+        framework,
+        onnx_proba(session(fp32_path), holdout, task),
+        settings.parity_atol,
     )
     quantization = None
-    y = labels(holdout, "holdout")
+    y = labels(holdout, task.label, "holdout")
     if settings.quantize and len(np.unique(y)) == 2:
-        quantization = quantize_and_compare(fp32_path, holdout, y, settings.quantize_max_auc_loss)
+        quantization = quantize_and_compare(
+            fp32_path, holdout, y, settings.quantize_max_auc_loss, task
+        )
     served = out_dir / SERVED_FILE
     chosen = quantization.int8_path if quantization and quantization.keep else fp32_path
     shutil.copyfile(chosen, served)
     return ExportResult(
-        family=family,
+        family=model.family,
         onnx_path=served,
         sha256=sha256_file(served),
         fp32_path=fp32_path,

@@ -5,12 +5,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from e2eai.export.signature import onnx_feed, onnx_proba
+
+if TYPE_CHECKING:
+    from e2eai.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -72,10 +76,12 @@ def session(path: Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def median_latency_ms(sess, frame: pd.DataFrame, batch: int, repeats: int = 20) -> float:
+def median_latency_ms(
+    sess, frame: pd.DataFrame, batch: int, task: Task, repeats: int = 20
+) -> float:
     """Median wall time of one ``batch``-row inference (rows repeated if the frame is short)."""
     rows = frame.iloc[np.arange(batch) % len(frame)]
-    feed = onnx_feed(rows)
+    feed = onnx_feed(rows, task)
     sess.run(None, feed)  # warm-up
     times = []
     for _ in range(repeats):
@@ -90,7 +96,7 @@ _SERVED_SAMPLE = 2000
 
 
 def quantize_and_compare(
-    fp32_path: Path, holdout: pd.DataFrame, y: np.ndarray, max_auc_loss: float
+    fp32_path: Path, holdout: pd.DataFrame, y: np.ndarray, max_auc_loss: float, task: Task
 ) -> QuantizationReport:
     """Quantise ``fp32_path`` dynamically (int8 weights) and decide whether to keep it."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -104,9 +110,11 @@ def quantize_and_compare(
     # per batch, so batch scoring would overstate what single-row traffic gets.
     rows = np.linspace(0, len(holdout) - 1, min(len(holdout), _SERVED_SAMPLE)).astype(int)
     sample, y_sample = holdout.iloc[rows], y[rows]
-    int8_single = np.array([onnx_proba(int8, sample.iloc[i : i + 1])[0] for i in range(len(rows))])
-    int8_batch = onnx_proba(int8, holdout)[rows]
-    fp32_auc = float(roc_auc_score(y_sample, onnx_proba(fp32, sample)))
+    int8_single = np.array(
+        [onnx_proba(int8, sample.iloc[i : i + 1], task)[0] for i in range(len(rows))]
+    )
+    int8_batch = onnx_proba(int8, holdout, task)[rows]
+    fp32_auc = float(roc_auc_score(y_sample, onnx_proba(fp32, sample, task)))
     int8_auc = float(roc_auc_score(y_sample, int8_single))
     sizes = fp32_path.stat().st_size, int8_path.stat().st_size
     decision = decide_quantization(fp32_auc, int8_auc, *sizes, max_auc_loss)
@@ -116,8 +124,8 @@ def quantize_and_compare(
         int8_path=int8_path,
         fp32_bytes=sizes[0],
         int8_bytes=sizes[1],
-        fp32_latency_ms=median_latency_ms(fp32, holdout, 256),
-        int8_latency_ms=median_latency_ms(int8, holdout, 256),
+        fp32_latency_ms=median_latency_ms(fp32, holdout, 256, task),
+        int8_latency_ms=median_latency_ms(int8, holdout, 256, task),
         fp32_roc_auc=fp32_auc,
         int8_roc_auc=int8_auc,
         auc_loss=fp32_auc - int8_auc,

@@ -9,17 +9,20 @@ import pandas as pd
 from e2eai.config import Settings
 from e2eai.errors import ModelArtifactError
 from e2eai.export.model_export import SERVED_FILE, ExportResult, export_model
+from e2eai.tasks import Task, load_task
 
 
 def export_registered(
-    settings: Settings, version: int | None = None, registry=None
+    settings: Settings, version: int | None = None, registry=None, task: Task | None = None
 ) -> tuple[int, ExportResult]:
     """Export ``version`` (default: the newest version of the served model name).
 
-    The holdout stored with the version at training time is the parity set.
+    The holdout stored with the version at training time is the parity set; ``task`` (the
+    settings' by default) fixes the ONNX signature.
     """
     from e2eai.training.champion import fetch_model_dir, open_registry
 
+    task = task or load_task(settings)
     own = registry is None
     registry = registry or open_registry(settings)
     try:
@@ -38,7 +41,7 @@ def export_registered(
         work = settings.home / "export" / f"v{version}"
         model_dir = fetch_model_dir(registry, version, work / "model")
         holdout = pd.read_parquet(registry.fetch_artifact(version, "holdout.parquet", work))
-        result = export_model(model_dir, holdout, work / "onnx", settings.export)
+        result = export_model(model_dir, holdout, work / "onnx", settings.export, task)
         registry.add_artifacts(version, {SERVED_FILE: result.onnx_path})
     finally:
         if own:
@@ -47,12 +50,19 @@ def export_registered(
 
 
 def export_local(
-    settings: Settings, model_dir: Path, holdout_path: Path | None = None
+    settings: Settings,
+    model_dir: Path,
+    holdout_path: Path | None = None,
+    task: Task | None = None,
 ) -> ExportResult:
     """Export a model directory of a local training run (holdout next to it by default)."""
     holdout_path = holdout_path or model_dir.parent / "holdout.parquet"
     if not holdout_path.is_file():
         raise ModelArtifactError(f"{holdout_path}: no holdout Parquet to check parity on")
     return export_model(
-        model_dir, pd.read_parquet(holdout_path), model_dir.parent / "onnx", settings.export
+        model_dir,
+        pd.read_parquet(holdout_path),
+        model_dir.parent / "onnx",
+        settings.export,
+        task or load_task(settings),
     )

@@ -1,39 +1,41 @@
 """scikit-learn Pipeline → ONNX with skl2onnx: string inputs, one ``probability`` output.
 
 skl2onnx maps ColumnTransformer column names to graph inputs of the same name, so one input
-per schema feature falls out naturally. ZipMap is disabled and the [N, 2] probabilities are
+per task feature falls out naturally. ZipMap is disabled and the [N, 2] probabilities are
 cut to P(class 1) by a Gather node named ``probability``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import onnx
 from onnx import TensorProto, helper
 
 from e2eai.export.signature import OUTPUT_NAME, input_signature
-from e2eai.training.model_io import load_model
+
+if TYPE_CHECKING:
+    from e2eai.tasks import Task
 
 _TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}
 
 
-def sklearn_to_onnx(model_dir: Path, out_path: Path) -> Path:
-    """Export the sklearn Pipeline in ``model_dir`` to one ONNX file under the contract."""
+def sklearn_to_onnx(pipeline: Any, out_path: Path, task: Task, graph_name: str) -> Path:
+    """Export a fitted sklearn Pipeline to one ONNX file under the task's contract."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    loaded = load_model(model_dir)
     initial_types = [
         (name, FloatTensorType([None, 1]) if dtype == "float32" else StringTensorType([None, 1]))
-        for name, dtype in input_signature()
+        for name, dtype in input_signature(task)
     ]
     model = convert_sklearn(
-        loaded.estimator,
+        pipeline,
         initial_types=initial_types,
-        options={id(loaded.estimator): {"zipmap": False}},
+        options={id(pipeline): {"zipmap": False}},
         target_opset=_TARGET_OPSET,
-        name=f"flight_delay_{loaded.family}",
+        name=graph_name,
     )
     graph = model.graph
     probabilities = next(o.name for o in graph.output if o.name != "label")

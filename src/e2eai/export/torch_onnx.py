@@ -9,15 +9,18 @@ columns and, per categorical feature, a LabelEncoder (string → index, unknown 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 import torch
 from onnx import TensorProto, helper
 
-from e2eai.errors import ModelArtifactError
 from e2eai.export.signature import OUTPUT_NAME, input_signature
-from e2eai.training.mlp import TabularMLP, load_mlp
+from e2eai.training.mlp import TabularMLP
 from e2eai.training.tabular_spec import TabularSpec
+
+if TYPE_CHECKING:
+    from e2eai.tasks import Task
 
 _ML_DOMAIN = "ai.onnx.ml"
 _ML_OPSET = 3  # LabelEncoder with keys_strings / values_int64s / default_int64
@@ -54,14 +57,14 @@ def _export_core(model: TabularMLP, spec: TabularSpec) -> onnx.ModelProto:
     return program.model_proto
 
 
-def _lookup_prefix(spec: TabularSpec, opset: int, ir_version: int) -> onnx.ModelProto:
+def _lookup_prefix(spec: TabularSpec, task: Task, opset: int, ir_version: int) -> onnx.ModelProto:
     """Per-feature raw inputs → ``numeric`` and ``category_index`` tensors."""
-    # Graph inputs in schema order, whatever order the spec's tensors use.
+    # Graph inputs in the task's order, whatever order the spec's tensors use.
     inputs = [
         helper.make_tensor_value_info(
             name, TensorProto.FLOAT if dtype == "float32" else TensorProto.STRING, ["batch", 1]
         )
-        for name, dtype in input_signature()
+        for name, dtype in input_signature(task)
     ]
     nodes = []
     nodes.append(
@@ -108,18 +111,16 @@ def _lookup_prefix(spec: TabularSpec, opset: int, ir_version: int) -> onnx.Model
     )
 
 
-def torch_to_onnx(model_dir: Path, out_path: Path) -> Path:
-    """Export the torch model in ``model_dir`` to one self-contained ONNX file."""
-    model, spec = load_mlp(model_dir)
-    expected = {name for name, _ in input_signature()}
-    if set(spec.numeric) | set(spec.categorical) != expected:
-        raise ModelArtifactError(
-            f"{model_dir}: the model's features differ from schema.model_features(); "
-            "retrain it before exporting"
-        )
+def torch_to_onnx(
+    model: TabularMLP, spec: TabularSpec, out_path: Path, task: Task, graph_name: str
+) -> Path:
+    """Export a trained TabularMLP to one self-contained ONNX file under the task's contract.
+
+    The spec's inputs must be the task's features (``model_export.check_inputs``).
+    """
     core = _export_core(model, spec)
     opset = next(o.version for o in core.opset_import if o.domain in ("", "ai.onnx"))
-    prefix = _lookup_prefix(spec, opset, core.ir_version)
+    prefix = _lookup_prefix(spec, task, opset, core.ir_version)
     merged = onnx.compose.merge_models(
         prefix,
         core,
@@ -127,7 +128,7 @@ def torch_to_onnx(model_dir: Path, out_path: Path) -> Path:
         prefix1="",
         prefix2="",
     )
-    merged.graph.name = "flight_delay_torch_mlp"
+    merged.graph.name = graph_name
     # merge_models lists each model's opset imports; tools (the quantiser) want one per domain.
     unique = {o.domain or "": o.version for o in merged.opset_import}
     del merged.opset_import[:]

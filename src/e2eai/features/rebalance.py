@@ -12,28 +12,26 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from e2eai.schema import LABEL
-
 Method = Literal["none", "undersample", "oversample"]
 
 
-def rebalance(frame: pd.DataFrame, method: Method, seed: int) -> pd.DataFrame:
-    """Equalise the classes of ``frame[LABEL]``.
+def rebalance(frame: pd.DataFrame, method: Method, seed: int, label: str) -> pd.DataFrame:
+    """Equalise the classes of ``frame[label]``.
 
     ``undersample`` keeps a random subset of the majority class as large as the minority;
     ``oversample`` draws minority rows with replacement up to the majority's size. Row order
-    is by time again afterwards (training splits and samplers expect it); ``none`` returns
-    ``frame`` unchanged.
+    is the frame's again afterwards (by time for timed tasks: training splits and samplers
+    expect it); ``none`` returns ``frame`` unchanged.
     """
     if method == "none":
         return frame
-    counts = frame[LABEL].value_counts()
+    counts = frame[label].value_counts()
     if len(counts) < 2:
         raise ValueError(f"cannot rebalance: only class {counts.index.tolist()} present")
     rng = np.random.default_rng(seed)
     minority, majority = counts.idxmin(), counts.idxmax()
-    small = frame[frame[LABEL] == minority]
-    large = frame[frame[LABEL] == majority]
+    small = frame[frame[label] == minority]
+    large = frame[frame[label] == majority]
     if method == "undersample":
         large = large.iloc[np.sort(rng.choice(len(large), size=len(small), replace=False))]
     elif method == "oversample":
@@ -41,6 +39,5 @@ def rebalance(frame: pd.DataFrame, method: Method, seed: int) -> pd.DataFrame:
         small = pd.concat([small, small.iloc[extra]])
     else:
         raise ValueError(f"unknown rebalancing method {method!r}")
-    order = [c for c in ("event_timestamp", "flight_id") if c in frame.columns]
-    out = pd.concat([small, large])
-    return out.sort_values(order, kind="stable") if order else out
+    # The frame's own order (by time for timed tasks): the index, stable for oversampled rows.
+    return pd.concat([small, large]).sort_index(kind="stable")

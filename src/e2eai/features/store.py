@@ -1,4 +1,10 @@
-"""The Feast feature store: apply the repo, build training sets, materialize, serve online.
+"""The Feast feature store: apply a task's definitions, build training sets, materialize, serve.
+
+Two layers. Repo-level operations (``open_feature_store``, ``apply_objects``,
+``historical_features``, ``online_values``, ``materialize_repo``) work on any Feast repo and
+are what tasks build on. The stage functions (``apply_repo``, ``materialize``,
+``training_set``, ``online_model_columns``, ``warm_online_store``) take the settings and the
+task and ask the task what is particular to its data.
 
 Feast is imported lazily (it costs seconds): the CLI's start-up never pays for it.
 """
@@ -9,42 +15,46 @@ import contextlib
 import functools
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from e2eai.config import Settings
 from e2eai.errors import E2eaiError
-from e2eai.features.build import PLANES_VALID_FROM, flights_as_requests, flights_table_path
-from e2eai.features.model_input import Columns, build_model_input, model_input_columns
-from e2eai.schema import EVENT_TIMESTAMP, FEATURE_SERVICE, FLIGHT_ID, LABEL, feature_refs
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-JOIN_KEYS: tuple[str, ...] = ("origin", "tailnum", "carrier", "route")
+    from e2eai.tasks import Task
 
 
 class FeatureStoreError(E2eaiError):
     """The feature repo is missing, not applied, or has no data for a request."""
 
 
-def _repo_dir(settings: Settings) -> Path:
-    repo = settings.features.repo.resolve()
+def _task(settings: Settings, task: Task | None) -> Task:
+    from e2eai.tasks import load_task
+
+    return task or load_task(settings)
+
+
+def repo_dir(repo: Path) -> Path:
+    repo = Path(repo).resolve()
     if not (repo / "feature_store.yaml").is_file():
         raise FeatureStoreError(f"{repo}: no feature_store.yaml (not a Feast repo)")
     return repo
 
 
-def open_feature_store(settings: Settings) -> FeatureStore:
+def open_feature_store(settings: Settings, task: Task | None = None) -> FeatureStore:
+    """The task's Feast store (a fresh ``FeatureStore`` over its repo)."""
     from feast import FeatureStore
 
-    return FeatureStore(repo_path=str(_repo_dir(settings)))
+    return FeatureStore(repo_path=str(repo_dir(_task(settings, task).feature_repo(settings))))
 
 
 @contextlib.contextmanager
@@ -70,77 +80,65 @@ class AppliedRepo:
     feature_services: list[str]
 
 
-def apply_repo(settings: Settings) -> AppliedRepo:
-    """Register the repo's entities, views and services (what ``feast apply`` does)."""
-    from feast.repo_operations import parse_repo
+def apply_objects(repo: Path, objects: Sequence[Any]) -> AppliedRepo:
+    """Register Feast objects (entities, views, services) in the repo's registry."""
+    from feast import Entity, FeatureService, FeatureStore, FeatureView
 
-    store = open_feature_store(settings)
-    repo = settings.features.repo.resolve()
-    with _inside_repo(repo):
-        contents = parse_repo(repo)
-    objects = [*contents.entities, *contents.feature_views, *contents.feature_services]
-    store.apply(objects)
+    store = FeatureStore(repo_path=str(repo_dir(repo)))
+    store.apply(list(objects))
     return AppliedRepo(
-        entities=sorted(e.name for e in contents.entities),
-        feature_views=sorted(v.name for v in contents.feature_views),
-        feature_services=sorted(s.name for s in contents.feature_services),
+        entities=sorted(o.name for o in objects if isinstance(o, Entity)),
+        feature_views=sorted(o.name for o in objects if isinstance(o, FeatureView)),
+        feature_services=sorted(o.name for o in objects if isinstance(o, FeatureService)),
     )
 
 
-def _utc(day: date, end_of_day: bool = False) -> pd.Timestamp:
+def apply_repo_files(repo: Path) -> AppliedRepo:
+    """What ``feast apply`` does for a repo of Python definition files."""
+    from feast.repo_operations import parse_repo
+
+    repo = repo_dir(repo)
+    with _inside_repo(repo):
+        contents = parse_repo(repo)
+    return apply_objects(
+        repo, [*contents.entities, *contents.feature_views, *contents.feature_services]
+    )
+
+
+def apply_repo(settings: Settings, task: Task | None = None) -> AppliedRepo:
+    """Register the task's entities, views and service (``e2eai features apply``)."""
+    return _task(settings, task).apply_features(settings)
+
+
+def utc_day(day: date, end_of_day: bool = False) -> pd.Timestamp:
     moment = datetime.combine(day, time.max if end_of_day else time.min)
     return pd.Timestamp(moment, tz="UTC")
 
 
-def _feature_service(store: FeatureStore):
+def feature_service(store: FeatureStore, name: str):
     try:
-        return store.get_feature_service(FEATURE_SERVICE)
+        return store.get_feature_service(name)
     except Exception as exc:  # feast raises its own NotFound types per registry backend
         raise FeatureStoreError(
-            f"feature service {FEATURE_SERVICE!r} is not registered: run "
-            "`e2eai features apply` (or `feast -c feature_repo apply`) first"
+            f"feature service {name!r} is not registered: run `e2eai features apply` first"
         ) from exc
 
 
-def entity_frame(settings: Settings, start: date, end: date) -> pd.DataFrame:
-    """Flights scheduled in ``[start, end]`` (UTC days) from the feature step's table."""
-    path = flights_table_path(settings)
-    if not path.is_file():
-        raise FeatureStoreError(f"{path}: no flight table; run `e2eai data prepare` first")
-    flights = pd.read_parquet(path)
-    ts = flights[EVENT_TIMESTAMP]
-    window = flights[(ts >= _utc(start)) & (ts <= _utc(end, end_of_day=True))]
-    return window.reset_index(drop=True)
+def historical_features(repo: Path, entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
+    """Point-in-time join of ``entity_df`` (keys + ``event_timestamp``) with a service."""
+    from feast import FeatureStore
 
-
-def training_set(settings: Settings, start: date, end: date) -> pd.DataFrame:
-    """Point-in-time correct training rows for flights scheduled in ``[start, end]``.
-
-    Feast joins each flight, at its scheduled departure, with the latest feature values
-    stamped at or before it; ``build_model_input`` then derives the model's columns exactly
-    as the serving transformer does.
-    """
-    store = open_feature_store(settings)
-    flights = entity_frame(settings, start, end)
-    if flights.empty:
-        raise FeatureStoreError(f"no flights scheduled between {start} and {end}")
-    entity_df = flights[[FLIGHT_ID, EVENT_TIMESTAMP, *JOIN_KEYS]]
-    joined = store.get_historical_features(
-        entity_df=entity_df, features=_feature_service(store)
+    store = FeatureStore(repo_path=str(repo_dir(repo)))
+    return store.get_historical_features(
+        entity_df=entity_df, features=feature_service(store, service)
     ).to_df()
-    # Feast does not keep the entity order: re-align on the flight id.
-    joined = joined.set_index(FLIGHT_ID).loc[flights[FLIGHT_ID]].reset_index()
-    joined.index = flights.index
-    inputs = build_model_input(
-        flights_as_requests(flights),
-        joined.drop(columns=[EVENT_TIMESTAMP, *JOIN_KEYS]),
-        settings.features.windows_hours,
-        settings.features.rate_prior,
-    )
-    # carrier and origin are both join keys and model inputs: they come from ``inputs``.
-    keys = flights[[FLIGHT_ID, EVENT_TIMESTAMP, "tailnum", "route"]]
-    out = pd.concat([keys, inputs, flights[[LABEL, "arr_delay"]]], axis=1)
-    return out.sort_values([EVENT_TIMESTAMP, FLIGHT_ID]).reset_index(drop=True)
+
+
+def training_set(
+    settings: Settings, start: date | None = None, end: date | None = None, task: Task | None = None
+) -> pd.DataFrame:
+    """Point-in-time correct training rows of the task (``[start, end]`` for timed tasks)."""
+    return _task(settings, task).training_set(settings, start, end)
 
 
 @dataclass(frozen=True)
@@ -151,34 +149,56 @@ class Materialized:
     online_entities: dict[str, int]
 
 
-def materialize(settings: Settings, start: date, end: date) -> Materialized:
-    """Load the latest feature values in ``[start, end]`` into the SQLite online store."""
-    store = open_feature_store(settings)
+def materialize_repo(repo: Path, start: date, end: date) -> Materialized:
+    """Load the latest feature values in ``[start, end]`` into the repo's online store."""
+    from feast import FeatureStore
+
+    store = FeatureStore(repo_path=str(repo_dir(repo)))
     views = [v.name for v in store.list_feature_views()]
     if not views:
         raise FeatureStoreError("no feature views registered: run `e2eai features apply` first")
     # Feast prints progress on stdout, which belongs to the CLI's JSON: send it to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         store.materialize(
-            start_date=_utc(start).to_pydatetime(),
-            end_date=_utc(end, end_of_day=True).to_pydatetime(),
+            start_date=utc_day(start).to_pydatetime(),
+            end_date=utc_day(end, end_of_day=True).to_pydatetime(),
         )
     return Materialized(
         start=str(start),
         end=str(end),
         feature_views=sorted(views),
-        online_entities=online_row_counts(settings),
+        online_entities=online_row_counts(repo),
     )
 
 
-def online_row_counts(settings: Settings) -> dict[str, int]:
+def materialize(
+    settings: Settings, start: date, end: date, task: Task | None = None
+) -> Materialized:
+    """Fill the task's online store with the latest values in ``[start, end]``.
+
+    A task whose inputs all arrive with the request has nothing to materialize.
+    """
+    task = _task(settings, task)
+    if not task.feature_refs():
+        return Materialized(str(start), str(end), [], {})
+    return materialize_repo(task.feature_repo(settings), start, end)
+
+
+def default_materialize_window(settings: Settings, task: Task | None = None) -> tuple[date, date]:
+    return _task(settings, task).materialize_window(settings)
+
+
+def online_row_counts(repo: Path) -> dict[str, int]:
     """Entities per feature view in the SQLite online store (what materialize filled)."""
     import sqlite3
 
-    store = open_feature_store(settings)
+    from feast import FeatureStore
+
+    repo = repo_dir(repo)
+    store = FeatureStore(repo_path=str(repo))
     path = Path(store.config.online_store.path)
     if not path.is_absolute():
-        path = settings.features.repo.resolve() / path
+        path = repo / path
     if not path.exists():
         return {}
     counts: dict[str, int] = {}
@@ -192,101 +212,53 @@ def online_row_counts(settings: Settings) -> dict[str, int]:
 
 
 @functools.lru_cache(maxsize=8)
-def _serving_store(repo: Path) -> FeatureStore:
+def serving_store(repo: Path) -> FeatureStore:
+    """One FeatureStore per repo for the life of the process.
+
+    Opening one and loading its registry costs ~20 ms, twice the whole online latency
+    budget. Feast refreshes the cached registry itself (registry cache TTL), and online
+    reads go to the online store each time.
+    """
     from feast import FeatureStore
 
-    return FeatureStore(repo_path=str(repo))
+    return FeatureStore(repo_path=str(repo_dir(repo)))
 
 
-@functools.lru_cache(maxsize=16)
-def _online_refs(windows_hours: tuple[int, ...]) -> tuple[str, ...]:
-    return tuple(feature_refs(windows_hours))
-
-
-def _as_list(values: object) -> list:
+def as_list(values: object) -> list:
     if isinstance(values, list):
         return values
     return np.asarray(values, dtype=object).tolist()  # plain str, not numpy scalars
 
 
-def online_feature_values(settings: Settings, requests: Columns) -> dict[str, list]:
-    """Online feature values (name → one value per request, None when the store has none).
+def online_values(
+    repo: Path, refs: Sequence[str], entity_rows: Mapping[str, list]
+) -> dict[str, list]:
+    """Online feature values (ref name → one value per row, None when the store has none).
 
-    ``requests`` is a DataFrame or a mapping of request field → values; the rows are looked
-    up in one ``get_online_features`` call and returned in the same order.
+    ``entity_rows`` is columnar (join key → values): Feast would transpose a list of rows
+    back. Join keys are dropped from the answer.
     """
-    # One FeatureStore per repo for the life of the process: opening one and loading its
-    # registry costs ~20 ms, twice the whole online latency budget. Feast refreshes the
-    # cached registry itself (registry cache TTL), and online reads go to SQLite each time.
-    store = _serving_store(_repo_dir(settings))
-    origins = _as_list(requests["origin"])
-    dests = _as_list(requests["dest"])
-    entities = {
-        "origin": origins,
-        "tailnum": _as_list(requests["tailnum"]),
-        "carrier": _as_list(requests["carrier"]),
-        "route": [f"{origin}-{dest}" for origin, dest in zip(origins, dests, strict=True)],
-    }
-    values = store.get_online_features(
-        features=list(_online_refs(tuple(settings.features.windows_hours))),
-        entity_rows=entities,  # columnar: Feast would transpose a list of rows back
-    ).to_dict()
-    for key in JOIN_KEYS:
+    values = (
+        serving_store(repo)
+        .get_online_features(features=list(refs), entity_rows=dict(entity_rows))
+        .to_dict()
+    )
+    for key in entity_rows:
         values.pop(key, None)
     return values
 
 
-def online_features(settings: Settings, requests: pd.DataFrame) -> pd.DataFrame:
-    """Online feature values for flight requests, aligned with ``requests``' index."""
-    return pd.DataFrame(online_feature_values(settings, requests), index=requests.index)
+def online_model_columns(
+    settings: Settings, requests: Mapping[str, Any], task: Task | None = None
+) -> dict[str, np.ndarray]:
+    """Model input columns for validated request columns: the task's online enrichment."""
+    return _task(settings, task).online_model_columns(settings, requests)
 
 
-def online_model_columns(settings: Settings, requests: Columns) -> dict[str, np.ndarray]:
-    """Model input columns for live requests: online features + the training-time derivation.
+def warm_online_store(settings: Settings, task: Task | None = None) -> None:
+    """Open the serving store and answer one placeholder request before traffic arrives.
 
-    What the serving transformer feeds to the model; no DataFrame on the way (see
-    ``e2eai.features.model_input``).
+    Raises :class:`FeatureStoreError` when the repo cannot serve (not applied, not
+    materialized).
     """
-    return model_input_columns(
-        requests,
-        online_feature_values(settings, requests),
-        settings.features.windows_hours,
-        settings.features.rate_prior,
-    )
-
-
-def warm_online_store(settings: Settings) -> None:
-    """Open the serving store and look up one placeholder flight, before traffic arrives.
-
-    The first lookup imports Feast, loads the registry and opens SQLite (seconds): a server
-    does it before it reports ready, not on its first request. Raises
-    :class:`FeatureStoreError` when the repo cannot serve (not applied, not materialized).
-    """
-    placeholder = {
-        "carrier": ["--"],
-        "flight": [1],
-        "origin": ["---"],
-        "dest": ["---"],
-        "tailnum": ["-"],
-        "scheduled_departure": np.array(["2013-01-01T00:00"], dtype="datetime64[ns]"),
-        "distance": [1.0],
-    }
-    try:
-        online_model_columns(settings, placeholder)
-    except FeatureStoreError:
-        raise
-    except Exception as exc:  # feast/sqlite raise their own types for a missing table
-        raise FeatureStoreError(
-            f"{settings.features.repo}: the online store cannot serve ({exc}); run "
-            "`e2eai features apply` and `e2eai features materialize` first"
-        ) from exc
-
-
-def online_model_input(settings: Settings, requests: pd.DataFrame) -> pd.DataFrame:
-    """Model input for live requests as a DataFrame on ``requests``' index."""
-    return pd.DataFrame(online_model_columns(settings, requests), index=requests.index)
-
-
-def default_materialize_window(settings: Settings) -> tuple[date, date]:
-    """From the static plane attributes' stamp to the end of the data window."""
-    return PLANES_VALID_FROM.date(), settings.data.end
+    _task(settings, task).warm_online_store(settings)

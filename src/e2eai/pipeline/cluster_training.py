@@ -52,7 +52,7 @@ def _entry_command(request_key: str) -> list[str]:
 
 def _env(settings: Settings) -> list[dict[str, str]]:
     """The run's settings as E2EAI_* variables, so the job sees exactly what the step saw."""
-    from e2eai.serving.local import settings_env
+    from e2eai.serving.processes import settings_env
 
     env = settings_env(settings)
     env["E2EAI_PIPELINE__TRAINING_BACKEND"] = "local"  # the job itself trains in-pod

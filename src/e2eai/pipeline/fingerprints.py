@@ -10,13 +10,16 @@ import hashlib
 import importlib.util
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from e2eai.config import Settings
 from e2eai.errors import DataSourceError
 from e2eai.storage import sha256_file
 
+if TYPE_CHECKING:
+    from e2eai.tasks import Task
+
 # The reference tables always come from the packaged data (see e2eai.data.sources).
-PACKAGED_FILES = ("flights.csv.zip", "weather.csv", "planes.csv", "airlines.csv", "airports.csv")
 
 
 def files_fingerprint(paths: Iterable[Path], root: Path | None = None) -> str:
@@ -72,23 +75,17 @@ def _s3_fingerprint(uri: str, settings: Settings) -> str:
     return f"etag:{head['ETag']}:size:{head['ContentLength']}"
 
 
-def source_fingerprint(settings: Settings) -> dict[str, str]:
-    """What the data step reads, by content: the flights source and the reference tables."""
-    from e2eai.data.sources import PACKAGED, packaged_data_dir
+def source_fingerprint(settings: Settings, task: Task | None = None) -> dict[str, str]:
+    """What the data step reads, by content: every source the task names (path or s3://)."""
+    from e2eai.tasks import load_task
 
-    data_dir = packaged_data_dir()
-    prints = {
-        name: sha256_file(data_dir / name)
-        for name in PACKAGED_FILES
-        if name != "flights.csv.zip" or settings.data.source == PACKAGED
-    }
-    source = settings.data.source
-    if source != PACKAGED:
-        if source.startswith("s3://"):
-            prints["flights"] = _s3_fingerprint(source, settings)
+    prints = {}
+    for name, uri in (task or load_task(settings)).data_sources(settings).items():
+        if uri.startswith("s3://"):
+            prints[name] = _s3_fingerprint(uri, settings)
         else:
-            path = Path(source)
+            path = Path(uri)
             if not path.is_file():
-                raise DataSourceError(source, "no such file")
-            prints["flights"] = sha256_file(path)
+                raise DataSourceError(uri, "no such file")
+            prints[name] = sha256_file(path)
     return prints

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from e2eai import jsonable
+
 ENTRY_FILE = "entry.json"
 
 
@@ -35,7 +37,7 @@ class CacheEntry:
 
 def cache_key(step: str, inputs: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of ``step`` and its ``inputs``."""
-    payload = json.dumps({"step": step, "inputs": inputs}, sort_keys=True, default=str)
+    payload = jsonable.dumps({"step": step, "inputs": inputs}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -95,7 +97,7 @@ class StepCache:
                 else:
                     shutil.copy2(path, target)
             (staging / ENTRY_FILE).write_text(
-                json.dumps(
+                jsonable.dumps(
                     {
                         "step": step,
                         "key": key,
@@ -104,7 +106,6 @@ class StepCache:
                         "summary": summary,
                     },
                     indent=1,
-                    default=str,
                 )
             )
             if directory.exists():  # a concurrent run stored the same key first: keep theirs

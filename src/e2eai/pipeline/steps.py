@@ -15,13 +15,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from e2eai import jsonable
 from e2eai.config import Settings
-from e2eai.errors import PipelineError, TrainingConfigError
+from e2eai.errors import PipelineError
 from e2eai.pipeline.fingerprints import code_fingerprint, source_fingerprint
 from e2eai.pipeline.run_settings import resolve_run_settings, settings_from_json, settings_to_json
 from e2eai.pipeline.step_cache import StepCache, cache_key, copy_into
-
-PREPARED_TABLES = ("flights.parquet", "weather.parquet", "planes.parquet")
 
 
 class ArtifactLike(Protocol):
@@ -90,9 +89,18 @@ def configure_step(
         family=family,
         hpo_trials=hpo_trials,
     )
+    from e2eai.errors import TrainingConfigError
+    from e2eai.tasks import load_task
+    from e2eai.training.families import family as registered_family
+
     t = settings.training
+    try:
+        registered_family(t.family)
+    except TrainingConfigError as exc:
+        raise PipelineError(f"training.family: {exc}") from exc
     holdout_end = t.train_end + timedelta(days=t.holdout_days)
-    if t.train_start < settings.data.start or holdout_end > settings.data.end:
+    timed = load_task(settings).time_based  # also: the task exists and its file is valid
+    if timed and (t.train_start < settings.data.start or holdout_end > settings.data.end):
         raise PipelineError(
             f"training window {t.train_start}..{t.train_end} plus {t.holdout_days} holdout days "
             f"(to {holdout_end}) must lie inside the data window "
@@ -123,7 +131,7 @@ def prepare_step(
             "source": source_fingerprint(settings),
             "data": settings.data.model_dump(mode="json"),
             "artifacts": settings.artifacts.model_dump(mode="json"),
-            "code": code_fingerprint("e2eai.data", "e2eai.schema", "e2eai.storage"),
+            "code": code_fingerprint("e2eai.data", "e2eai.tasks", "e2eai.storage"),
         },
     )
     entry = cache.lookup("prepare", key)
@@ -163,42 +171,45 @@ def features_step(
     the feature views read.
     """
     from e2eai.data.prepare import PREPARED
-    from e2eai.features.build import build_feature_tables
-    from e2eai.features.definitions import SOURCES_DIR
-    from e2eai.features.store import apply_repo, default_materialize_window, materialize
+    from e2eai.features.store import materialize
     from e2eai.pipeline.fingerprints import files_fingerprint
+    from e2eai.tasks import load_task
 
     started = time.perf_counter()
     settings = settings_from_json(settings_json)
-    repo = settings.features.repo.resolve()
-    if not (repo / "feature_store.yaml").is_file():
-        raise PipelineError(f"features.repo {repo}: no feature_store.yaml (not a Feast repo)")
+    task = load_task(settings)
     prepared_dir = Path(prepared.path)
-    missing = [name for name in PREPARED_TABLES if not (prepared_dir / name).is_file()]
-    if missing:
-        raise PipelineError(f"prepared data {prepared_dir} lacks {missing}")
-    first, last = default_materialize_window(settings)
+    prepared_tables = sorted(p.name for p in prepared_dir.glob("*.parquet"))
+    if not (prepared_dir / "manifest.json").is_file() or not prepared_tables:
+        raise PipelineError(f"prepared data {prepared_dir} has no manifest.json or tables")
+    first, last = task.materialize_window(settings)
     cache = step_cache(settings)
+    # The repo's definitions are fingerprinted where it has files (flights); generated
+    # definitions are covered by the task's code and settings.
+    repo = task.feature_repo(settings).resolve()
     key = cache_key(
         "features",
         {
-            "prepared": files_fingerprint([prepared_dir / n for n in PREPARED_TABLES]),
+            "task": task.name,
+            "prepared": files_fingerprint([prepared_dir / n for n in prepared_tables]),
             "features": settings.features.model_dump(mode="json"),
             "repo": str(repo),
-            "repo_definitions": files_fingerprint(_feature_repo_files(repo), repo),
+            "repo_definitions": files_fingerprint(_feature_repo_files(repo), repo)
+            if repo.is_dir()
+            else "",
             "materialize": [str(first), str(last)],
-            "code": code_fingerprint("e2eai.features", "e2eai.schema"),
+            "code": code_fingerprint("e2eai.features", "e2eai.tasks"),
         },
     )
     entry = cache.lookup("features", key)
-    sources = repo / SOURCES_DIR
+    sources = repo / "data"
     if entry is None:
         # The library reads prepared tables from its own location: put this run's there.
         if prepared_dir.resolve() != (settings.data_dir / PREPARED).resolve():
             copy_into(prepared_dir, settings.data_dir / PREPARED)
-        tables = build_feature_tables(settings)
-        applied = apply_repo(settings)
-        online = materialize(settings, first, last)
+        tables = task.build_feature_tables(settings)
+        applied = task.apply_features(settings)
+        online = materialize(settings, first, last, task)
         summary = {
             "rows": tables.rows,
             "feature_views": applied.feature_views,
@@ -206,11 +217,11 @@ def features_step(
             "materialized": [online.start, online.end],
             "online_entities": online.online_entities,
         }
-        entry = cache.store("features", key, {SOURCES_DIR: sources}, summary)
+        entry = cache.store("features", key, {"data": sources}, summary)
         hit = False
     else:
         # Sources, the file registry and the SQLite online store all live in the repo's data/.
-        copy_into(entry.file(SOURCES_DIR), sources)
+        copy_into(entry.file("data"), sources)
         hit = True
     out = Path(feature_sources.path)
     out.mkdir(parents=True, exist_ok=True)
@@ -230,10 +241,11 @@ def training_set_step(
     for the same features; ``snapshot`` (the raw data snapshot id) is stamped on the frame for
     the model's lineage.
     """
-    from e2eai.features.store import training_set
+    from e2eai.tasks import load_task
 
     started = time.perf_counter()
     settings = settings_from_json(settings_json)
+    task = load_task(settings)
     t = settings.training
     start, end = t.train_start, t.train_end + timedelta(days=t.holdout_days)
     cache = step_cache(settings)
@@ -241,15 +253,15 @@ def training_set_step(
         "training_set",
         {
             "features": features_key,
-            "window": [str(start), str(end)],
-            "code": code_fingerprint("e2eai.features", "e2eai.schema"),
+            "window": [str(start), str(end)] if task.time_based else "all rows",
+            "code": code_fingerprint("e2eai.features", "e2eai.tasks"),
         },
     )
     entry = cache.lookup("training_set", key)
     out = Path(training_frame.path)
     out.parent.mkdir(parents=True, exist_ok=True)
     if entry is None:
-        frame = training_set(settings, start, end)
+        frame = task.training_set(settings, start, end)
         frame.attrs["raw_snapshot"] = snapshot
         frame.to_parquet(out, index=False)
         summary: dict[str, Any] = {"rows": len(frame), "window": [str(start), str(end)]}
@@ -270,7 +282,7 @@ def training_set_step(
 def hpo_step(
     settings_json: str, training_frame: ArtifactLike, best_params: ArtifactLike, metrics: Any
 ) -> str:
-    """Optuna search of the MLP's hyper-parameters (``training.hpo_trials``; 0 = skipped).
+    """Optuna search of the family's hyper-parameters (``training.hpo_trials``; 0 = skipped).
 
     Writes the best point as JSON to ``best_params`` and returns it ("{}" when skipped).
     """
@@ -283,13 +295,12 @@ def hpo_step(
         best_params.metadata["skipped"] = True
         metrics.log_metric("hpo_trials", 0)
         return "{}"
-    if t.family != "torch_mlp":
-        raise TrainingConfigError(
-            f"hpo_trials={t.hpo_trials} searches the torch_mlp space; the family is {t.family!r}"
-        )
-    from e2eai.training.run import run_search
+    from e2eai.tasks import load_task
+    from e2eai.training.run import run_search, search_family
 
-    result = run_search(settings, pd.read_parquet(training_frame.path))
+    task = load_task(settings)
+    search_family(task, t.family)  # before reading the frame: a family without a space fails
+    result = run_search(settings, pd.read_parquet(training_frame.path), task)
     chosen = json.dumps(result.best_params, sort_keys=True)
     Path(best_params.path).write_text(chosen)
     best_params.metadata.update(skipped=False, trials_csv=str(result.trials_csv))
@@ -373,10 +384,12 @@ def evaluate_step(
 
     from e2eai.pipeline.reports import failed_gate_reasons, gates_markdown, training_report_html
     from e2eai.pipeline.trained_model import load_training_result
+    from e2eai.tasks import load_task
     from e2eai.training.columns import labels
-    from e2eai.training.model_io import load_model
+    from e2eai.training.families import load_model
 
     settings = settings_from_json(settings_json)
+    task = load_task(settings)
     result = load_training_result(Path(model.path))
     for name, values in result.metrics.items():
         for key in ("roc_auc", "pr_auc", "log_loss", "brier", "f1"):
@@ -387,7 +400,7 @@ def evaluate_step(
     metrics.log_metric("gates_passed", 1.0 if result.passed else 0.0)
 
     holdout = pd.read_parquet(result.holdout_path)
-    y = labels(holdout, "holdout")
+    y = labels(holdout, task.label, "holdout")
     p = load_model(result.model_dir).predict_proba(holdout)
     fpr, tpr, thresholds = roc_curve(y, p)
     keep = np.unique(np.linspace(0, len(fpr) - 1, num=min(len(fpr), 200)).round().astype(int))
@@ -396,7 +409,7 @@ def evaluate_step(
     roc.log_roc_curve(fpr[keep].tolist(), tpr[keep].tolist(), finite.tolist())
     predicted = (p >= settings.gates.decision_threshold).astype(int)
     matrix = confusion_matrix(y, predicted, labels=[0, 1]).tolist()
-    roc.log_confusion_matrix(["on_time", "delayed"], matrix)
+    roc.log_confusion_matrix([f"not_{task.positive_name}", task.positive_name], matrix)
 
     Path(report.path).write_text(training_report_html(result))
     Path(gates.path).write_text(gates_markdown(result))
@@ -419,11 +432,14 @@ def export_step(
 
     from e2eai.export.model_export import export_model
     from e2eai.pipeline.trained_model import load_training_result
+    from e2eai.tasks import load_task
 
     settings = settings_from_json(settings_json)
     result = load_training_result(Path(model.path))
     holdout = pd.read_parquet(result.holdout_path)
-    exported = export_model(result.model_dir, holdout, Path(onnx_model.path), settings.export)
+    exported = export_model(
+        result.model_dir, holdout, Path(onnx_model.path), settings.export, load_task(settings)
+    )
     summary = exported.summary()
     metrics.log_metric("parity_max_abs_diff", float(summary["parity_max_abs_diff"]))
     metrics.log_metric("parity_rows", int(summary["parity_rows"]))
@@ -455,7 +471,7 @@ def register_step(
         version = register_candidate(settings, result, registry=registry)
         version = registry.add_artifacts(version.version, {SERVED_FILE: onnx_file})
     record = version.model_dump(mode="json")
-    Path(registration.path).write_text(json.dumps(record, indent=1, default=str))
+    Path(registration.path).write_text(jsonable.dumps(record, indent=1))
     registration.metadata.update(
         version=version.version, name=version.name, stage=str(version.stage)
     )
@@ -502,7 +518,8 @@ def _deploy_local_serving(
 ) -> tuple[str | None, str]:
     """Canary on the running local deployment, or (None, why not)."""
     try:
-        from e2eai.serving.local import LocalServing, ModelSource
+        from e2eai.serving.local import LocalServing
+        from e2eai.serving.rollout import ModelSource
     except ImportError as exc:
         return None, f"local serving is not available ({exc})"
     from e2eai.errors import ServingError
@@ -512,8 +529,8 @@ def _deploy_local_serving(
         manager.state()
     except ServingError as exc:
         return None, str(exc)
-    state = manager.deploy(ModelSource.from_registry(version), canary_percent)
-    return "local-serving", f"canary behind the local router at {state.endpoint}"
+    status = manager.deploy(ModelSource.from_registry(version), canary_percent)
+    return "local-serving", f"canary behind the local router at {status.endpoint}"
 
 
 def gate_failure_step(gates: ArtifactLike, decision: ArtifactLike) -> str:

@@ -1,14 +1,14 @@
 """Rollout controller on the cluster: canary percent, promote and rollback of an
 InferenceService through the official kubernetes client (``CustomObjectsApi``).
 
-The same decisions as local serving (:mod:`e2eai.serving.canary_analysis`) drive it; here
-the traffic split is KServe's. Every write is a merge patch followed by a re-read, so the
-returned object is what the API server holds.
+:class:`K8sRolloutController` is the :class:`~e2eai.serving.rollout.Rollout` of a KServe
+deployment: the same decisions as local serving (:mod:`e2eai.serving.canary_analysis`) drive
+it; here the traffic split is KServe's. Every write is a merge patch followed by a re-read, so
+the returned object is what the API server holds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from e2eai.errors import ServingError
@@ -18,21 +18,23 @@ from e2eai.serving.k8s_manifests import (
     VERSION_ANNOTATION,
     CanaryStyle,
 )
+from e2eai.serving.rollout import (
+    PROMOTE_REASON,
+    ROLLBACK_REASON,
+    ModelSource,
+    Rollout,
+    RolloutStatus,
+)
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 
 
-@dataclass(frozen=True)
-class RolloutStatus:
-    stable_version: str
-    stable_storage_uri: str
-    canary_version: str | None
-    canary_storage_uri: str | None
-    canary_percent: int
+class K8sRolloutController(Rollout):
+    """Drive the canary of one InferenceService.
 
-
-class K8sRolloutController:
-    """Drive the canary of one InferenceService."""
+    The cluster keeps no stage history: the ``reason`` of promote and rollback is accepted
+    for the interface and not stored.
+    """
 
     def __init__(
         self, api: Any, namespace: str, name: str, style: CanaryStyle = "traffic_percent"
@@ -79,6 +81,7 @@ class K8sRolloutController:
 
     def status(self) -> RolloutStatus:
         isvc = self.get()
+        endpoint = (isvc.get("status") or {}).get("url")
         annotations = isvc.get("metadata", {}).get("annotations") or {}
         predictor = isvc["spec"]["predictor"]
         stable_uri = annotations.get(STABLE_URI_ANNOTATION) or predictor["model"]["storageUri"]
@@ -92,6 +95,7 @@ class K8sRolloutController:
                 (entry["predictor"].get("annotations") or {}).get(VERSION_ANNOTATION),
                 entry["predictor"]["model"]["storageUri"],
                 int(entry["trafficPercent"]),
+                endpoint,
             )
         percent = predictor.get("canaryTrafficPercent")
         if percent is not None and predictor["model"]["storageUri"] != stable_uri:
@@ -101,13 +105,20 @@ class K8sRolloutController:
                 (predictor.get("annotations") or {}).get(VERSION_ANNOTATION),
                 predictor["model"]["storageUri"],
                 int(percent),
+                endpoint,
             )
-        return RolloutStatus(stable_version, stable_uri, None, None, 0)
+        return RolloutStatus(stable_version, stable_uri, None, None, 0, endpoint)
 
-    def deploy_canary(self, storage_uri: str, version: str, percent: int) -> RolloutStatus:
-        """Start ``version`` (at ``storage_uri``) as the canary with ``percent`` % of traffic."""
-        if not 0 < percent <= 100:
-            raise ServingError(f"canary percent must be in 1..100, got {percent}")
+    def deploy(self, source: ModelSource, canary_percent: int) -> RolloutStatus:
+        """Start ``source`` (its ``storage_uri``) as the canary with ``canary_percent`` %."""
+        storage_uri, version = source.storage_uri, source.version
+        if storage_uri is None:
+            raise ServingError(
+                f"model {source.version}: the cluster pulls models from object storage; "
+                "deploy ModelSource.from_uri(storage_uri, version)"
+            )
+        if not 0 < canary_percent <= 100:
+            raise ServingError(f"canary percent must be in 1..100, got {canary_percent}")
         current = self.status()
         if current.canary_version is not None:
             raise ServingError(f"canary {current.canary_version} is already deployed")
@@ -117,7 +128,7 @@ class K8sRolloutController:
                 {
                     "spec": {
                         "predictor": {
-                            "canaryTrafficPercent": percent,
+                            "canaryTrafficPercent": canary_percent,
                             "annotations": {VERSION_ANNOTATION: version},
                             "model": {
                                 **isvc["spec"]["predictor"]["model"],
@@ -135,7 +146,13 @@ class K8sRolloutController:
             }
             canary_predictor.pop("canaryTrafficPercent", None)
             self._patch(
-                {"spec": {"canary": [{"predictor": canary_predictor, "trafficPercent": percent}]}}
+                {
+                    "spec": {
+                        "canary": [
+                            {"predictor": canary_predictor, "trafficPercent": canary_percent}
+                        ]
+                    }
+                }
             )
         return self.status()
 
@@ -150,7 +167,7 @@ class K8sRolloutController:
             self._patch({"spec": {"canary": [{**entry, "trafficPercent": percent}]}})
         return self.status()
 
-    def promote(self) -> RolloutStatus:
+    def promote(self, reason: str = PROMOTE_REASON) -> RolloutStatus:
         """The canary becomes the stable model with all traffic."""
         current = self.status()
         if current.canary_version is None or current.canary_storage_uri is None:
@@ -177,7 +194,7 @@ class K8sRolloutController:
             )
         return self._checked(expect_canary=False)
 
-    def rollback(self) -> RolloutStatus:
+    def rollback(self, reason: str = ROLLBACK_REASON) -> RolloutStatus:
         """All traffic back to the stable model; the canary is removed."""
         current = self.status()
         if current.canary_version is None:

@@ -1,15 +1,14 @@
 """The predictor: a small ``kserve.Model`` that runs the registered ONNX model in ONNX Runtime.
 
 Protocol handling stays with kserve (V1, V2 REST, gRPC, health, metadata); this class only
-validates inputs against the schema and runs the graph. Feature lookup for flight requests
-is the transformer's job (:mod:`e2eai.serving.transformer`), plugged in as ``enricher`` when
-it runs in the same process.
+validates inputs against the task's schema and runs the graph. Feature lookup for raw
+requests is the transformer's job (:mod:`e2eai.serving.transformer`), plugged in as
+``enricher`` when it runs in the same process.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
@@ -29,6 +28,8 @@ from e2eai.serving.validation import (
 
 if TYPE_CHECKING:
     from e2eai.config import Settings
+    from e2eai.serving.transformer import Enricher
+    from e2eai.tasks import Task
 
 OUTPUT_NAME = "probability"
 log = logging.getLogger(__name__)
@@ -43,14 +44,14 @@ class RejectedRequest(InvalidInput):
         self.status = status
 
 
-class OnnxFlightModel:
+class OnnxModel:
     """An ONNX Runtime session over a contract-conforming model (one input per feature)."""
 
-    def __init__(self, path: Path, specs: tuple[InputSpec, ...] | None = None) -> None:
+    def __init__(self, path: Path, specs: tuple[InputSpec, ...]) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
-        self.specs = specs or model_input_specs()
+        self.specs = specs
         options = ort.SessionOptions()
         # One thread each: the server process owns one core; ORT's pool would fight uvicorn.
         options.intra_op_num_threads = 1
@@ -77,12 +78,12 @@ class OnnxFlightModel:
                 )
         extra = sorted(set(graph_inputs) - {s.name for s in self.specs})
         if extra:
-            raise ServingError(f"{self.path}: ONNX inputs not in the schema: {extra}")
+            raise ServingError(f"{self.path}: ONNX inputs not in the task's schema: {extra}")
         if OUTPUT_NAME not in {o.name for o in self.session.get_outputs()}:
             raise ServingError(f"{self.path}: ONNX graph has no output {OUTPUT_NAME!r}")
 
     def predict(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        """P(delayed) per row, float32 of shape [N]."""
+        """P(positive) per row, float32 of shape [N]."""
         (probability,) = self.session.run([OUTPUT_NAME], feed)
         return np.asarray(probability, dtype=np.float32).reshape(-1)
 
@@ -107,32 +108,33 @@ def resolve_model_path(
     return registry.fetch_artifact(version, "model.onnx", cache_dir / f"v{version}")
 
 
-class FlightDelayPredictor(Model):
-    """KServe model: schema-validated inputs → ONNX Runtime → ``probability``.
+class OnnxPredictor(Model):
+    """KServe model: inputs validated against the task → ONNX Runtime → ``probability``.
 
-    ``enricher`` (optional) turns flight requests into model inputs in-process (KServe's
-    preprocess step); without it the predictor expects the model features themselves.
+    ``enricher`` (optional) turns the task's raw requests into model inputs in-process
+    (KServe's preprocess step); without it the predictor expects the model inputs themselves.
     """
 
     def __init__(
         self,
         name: str,
         model_path: Path,
+        task: Task,
         *,
         model_version: str = "",
         max_batch_rows: int = 4096,
-        enricher: Callable[[Any], dict[str, np.ndarray]] | None = None,
+        enricher: Enricher | None = None,
     ) -> None:
         super().__init__(name)
         self.model_path = Path(model_path)
         self.model_version = model_version
         self.max_batch_rows = max_batch_rows
         self.enricher = enricher
-        self.specs = model_input_specs()
-        self.onnx: OnnxFlightModel | None = None
+        self.specs = model_input_specs(task)
+        self.onnx: OnnxModel | None = None
 
     def load(self) -> bool:
-        self.onnx = OnnxFlightModel(self.model_path, self.specs)
+        self.onnx = OnnxModel(self.model_path, self.specs)
         self.ready = True
         return self.ready
 
@@ -145,7 +147,7 @@ class FlightDelayPredictor(Model):
     # -- the request path -------------------------------------------------------------------
 
     def feed_from_tensors(self, tensors: list[Tensor]) -> dict[str, np.ndarray]:
-        if self.enricher is not None and _looks_like_flight_request(t.name for t in tensors):
+        if self.enricher is not None and self.enricher.accepts(t.name for t in tensors):
             return self.enricher(tensors)
         return feed_from_tensors(tensors, self.specs, self.max_batch_rows)
 
@@ -155,7 +157,7 @@ class FlightDelayPredictor(Model):
             and isinstance(instances, list)
             and instances
             and isinstance(instances[0], dict)
-            and _looks_like_flight_request(instances[0])
+            and self.enricher.accepts(instances[0])
         ):
             return self.enricher(instances)
         return feed_from_instances(instances, self.specs, self.max_batch_rows)
@@ -187,11 +189,6 @@ class FlightDelayPredictor(Model):
             return {"predictions": probability.tolist(), "model_version": self.model_version}
         except InvalidInferenceRequest as exc:
             raise as_kserve_error(exc) from None
-
-
-def _looks_like_flight_request(names: Any) -> bool:
-    # Model features never include the raw timestamp; flight requests always do.
-    return "scheduled_departure" in set(names)
 
 
 def _tensor_from_infer_input(infer_input: Any) -> Tensor:

@@ -1,4 +1,4 @@
-"""The predictor process: ``kserve.ModelServer`` around :class:`FlightDelayPredictor`.
+"""The predictor process: ``kserve.ModelServer`` around :class:`OnnxPredictor`.
 
 Run as ``python -m e2eai.serving.server --onnx model.onnx --http-port 8085 --grpc-port 8086``
 (the local serving manager does exactly that). kserve serves V1, V2, gRPC, health, metadata
@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from e2eai.errors import InvalidInferenceRequest
+from e2eai.serving.model_server import loopback_model_server, quiet_request_logs
 from e2eai.serving.validation import tensors_from_v2_inputs
 
 log = logging.getLogger(__name__)
@@ -224,26 +225,6 @@ def install_fast_path(predictor: Any, max_payload_bytes: int) -> None:
     app.build_middleware_stack = build_with_fast_path  # type: ignore[method-assign]
 
 
-def _loopback_model_server(host: str, **kwargs: Any) -> Any:
-    """A ``kserve.ModelServer`` whose HTTP listener binds ``host`` (kserve hard-codes 0.0.0.0)."""
-    from kserve import ModelServer
-
-    class LoopbackModelServer(ModelServer):
-        def setup_event_loop(self) -> None:
-            # Called by start() after the REST server is built and before it listens.
-            if self._rest_server is not None:
-                self._rest_server.config.host = host
-            super().setup_event_loop()
-
-    return LoopbackModelServer(**kwargs)
-
-
-def quiet_request_logs() -> None:
-    """No per-request log lines (uvicorn access log, kserve timing traces)."""
-    for name in ("uvicorn.access", "kserve.trace"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m e2eai.serving.server")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -257,7 +238,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--enrich",
         action="store_true",
-        help="Accept flight requests and fetch Feast features in-process (preprocess step).",
+        help="Accept the task's requests and fetch Feast features in-process (preprocess).",
     )
     parser.add_argument(
         "--stock",
@@ -271,9 +252,11 @@ def main(argv: list[str] | None = None) -> None:
     """Start the predictor's ModelServer (blocks until SIGTERM)."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from e2eai.config import get_settings
+    from e2eai.serving.predictor import OnnxPredictor, resolve_model_path
+    from e2eai.tasks import load_task
 
     settings = get_settings()
-    from e2eai.serving.predictor import FlightDelayPredictor, resolve_model_path
+    task = load_task(settings)
 
     path = resolve_model_path(
         settings,
@@ -283,12 +266,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     enricher = None
     if args.enrich:
-        from e2eai.serving.transformer import FlightEnricher
+        from e2eai.serving.transformer import Enricher
 
-        enricher = FlightEnricher(settings)
-    predictor = FlightDelayPredictor(
+        enricher = Enricher(settings, task)
+    predictor = OnnxPredictor(
         args.served_name or settings.serving.model_name,
         path,
+        task,
         model_version=args.model_version
         or (str(args.registry_version) if args.registry_version else ""),
         max_batch_rows=settings.serving.max_batch_rows,
@@ -299,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # gRPC refuses oversized messages itself (RESOURCE_EXHAUSTED) at the same limit as REST.
     kserve.model_server.args.grpc_max_receive_message_length = settings.serving.max_payload_bytes
-    server = _loopback_model_server(
+    server = loopback_model_server(
         args.host,
         http_port=args.http_port,
         grpc_port=args.grpc_port or 8081,

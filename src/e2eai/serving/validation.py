@@ -1,6 +1,6 @@
 """Inference-request validation derived from the schema: what the predictor accepts.
 
-Every model input of ``schema.model_features()`` becomes an :class:`InputSpec` (name, V2
+Every model input of the task (``task.features``) becomes an :class:`InputSpec` (name, V2
 datatype, nullability, range). Requests arrive as V2 tensors (JSON, binary extension or gRPC)
 or V1 instances; both are checked field by field and turned into the ONNX Runtime feed
 (``[N, 1]`` float32 / string arrays). Anything wrong raises
@@ -13,16 +13,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from e2eai import schema
 from e2eai.errors import InvalidInferenceRequest
 
-# Derived inputs computed from a Feast value rather than from the request: missing when the
-# feature view has no row (unknown plane), hence nullable like the feature-view inputs.
-_DERIVED_FROM_FEATURE_VIEWS = frozenset({"plane_age"})
+if TYPE_CHECKING:
+    from e2eai.tasks import Task
+
 _DEFAULT_MAX_STRING = 64
 _NUMERIC_DATATYPES = frozenset(
     {
@@ -81,25 +80,20 @@ class Tensor:
     raw: bytes | None = None
 
 
-def model_input_specs(
-    windows_hours: tuple[int, ...] = schema.DEFAULT_WINDOWS_HOURS,
-) -> tuple[InputSpec, ...]:
-    """One spec per model feature, in schema order."""
-    max_lengths = {f.name: f.max_length for f in schema.REQUEST_FIELDS if f.max_length}
-    specs = []
-    for feature in schema.model_features(windows_hours):
-        nullable = feature.source == "feature_view" or feature.name in _DERIVED_FROM_FEATURE_VIEWS
-        specs.append(
-            InputSpec(
-                feature.name,
-                feature.kind,
-                nullable,
-                feature.minimum,
-                feature.maximum,
-                max_lengths.get(feature.name) or _DEFAULT_MAX_STRING,
-            )
+def model_input_specs(task: Task) -> tuple[InputSpec, ...]:
+    """One spec per model input of ``task``, in its order."""
+    max_lengths = {f.name: f.max_length for f in task.request_fields if f.max_length}
+    return tuple(
+        InputSpec(
+            feature.name,
+            feature.kind,
+            feature.accepts_missing,
+            feature.minimum,
+            feature.maximum,
+            max_lengths.get(feature.name) or _DEFAULT_MAX_STRING,
         )
-    return tuple(specs)
+        for feature in task.features
+    )
 
 
 def _reject(field: str | None, problem: str, status: int = 400) -> InvalidInferenceRequest:
@@ -213,7 +207,7 @@ def _check_rows(rows: int, max_rows: int) -> None:
         raise _reject(None, f"{rows} rows exceed the limit of {max_rows} rows per request", 413)
 
 
-def _decode_raw(tensor: Tensor) -> np.ndarray | list[bytes]:
+def decode_raw(tensor: Tensor) -> np.ndarray | list[bytes]:
     raw = tensor.raw or b""
     if tensor.datatype == "BYTES":
         items: list[bytes] = []
@@ -258,7 +252,7 @@ def feed_from_tensors(
         if spec.kind == "categorical" and tensor.datatype != "BYTES":
             raise _reject(tensor.name, f"datatype {tensor.datatype} is not BYTES (a string)")
         values = (
-            _decode_raw(tensor) if tensor.raw is not None else _flatten(tensor.name, tensor.data)
+            decode_raw(tensor) if tensor.raw is not None else _flatten(tensor.name, tensor.data)
         )
         if len(values) != n:
             raise _reject(tensor.name, f"has {len(values)} values but shape {list(shape)}")

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from e2eai.config import Settings
-from e2eai.training.model_io import MODEL_FILES, LoadedModel, load_model
+from e2eai.training.families import load_model, model_files
+from e2eai.training.family import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ def fetch_model_dir(registry: Any, version: int, dest: Path) -> Path:
     """Download (sha256-verified) the model files of ``version`` into ``dest``."""
     record = registry.get(version)
     dest.mkdir(parents=True, exist_ok=True)
-    for name in MODEL_FILES:
+    for name in model_files():
         if name in record.artifacts:
             registry.fetch_artifact(version, name, dest)
     return dest

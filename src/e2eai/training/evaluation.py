@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-SLICE_COLUMNS = ("carrier", "origin")
+if TYPE_CHECKING:
+    from e2eai.tasks import Task
+
 _MIN_SLICE_ROWS = 30
 
 
@@ -21,7 +24,8 @@ def holdout_metrics(
 ) -> dict:
     """ROC-AUC, PR-AUC, log-loss, Brier, P/R/F1 at ``threshold`` and per-slice ROC-AUC.
 
-    A slice with fewer than 30 rows or a single class gets no AUC (None): too few to judge.
+    ``slices``: one column per slicing attribute (the task's slices), aligned with ``y``. A
+    slice with fewer than 30 rows or a single class gets no AUC (None): too few to judge.
     """
     y = np.asarray(y).astype(int)
     p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
@@ -40,9 +44,7 @@ def holdout_metrics(
     }
     if slices is not None:
         per_slice: dict[str, dict[str, float | None]] = {}
-        for column in SLICE_COLUMNS:
-            if column not in slices.columns:
-                continue
+        for column in slices.columns:
             keys = slices[column].fillna("").astype(str).to_numpy()
             per_slice[column] = {
                 key: (
@@ -76,10 +78,18 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Pa
     return path
 
 
+def slice_columns(task: Task, frame: pd.DataFrame) -> pd.DataFrame:
+    """The task's slice columns that ``frame`` has (metrics are broken down by each)."""
+    return frame[[column for column in task.slices if column in frame.columns]]
+
+
 def plot_calibration(
-    curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, bins: int = 10
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    path: Path,
+    bins: int = 10,
+    positive_name: str = "positive",
 ) -> Path:
-    """Reliability diagram (mean predicted vs observed delay rate per quantile bin)."""
+    """Reliability diagram (mean predicted probability vs observed rate per quantile bin)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,8 +102,8 @@ def plot_calibration(
         ax.plot(predicted, observed, marker="o", label=name)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
     ax.set(
-        xlabel="mean predicted P(delayed)",
-        ylabel="observed delay rate",
+        xlabel=f"mean predicted P({positive_name})",
+        ylabel=f"observed {positive_name} rate",
         title="Calibration, holdout",
     )
     ax.legend(loc="upper left")

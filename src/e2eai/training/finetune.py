@@ -8,18 +8,21 @@ with the unknown row's embedding as their start. The learning rate is the champi
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from e2eai.config import TrainingSettings
-from e2eai.errors import ModelArtifactError
+from e2eai.errors import ModelArtifactError, TrainingConfigError
+from e2eai.tasks import Task
+from e2eai.training.columns import feature_kinds
 from e2eai.training.mlp import load_mlp, resize_embeddings
+from e2eai.training.mlp_family import WEIGHTS_FILE, WideDeepFamily, fit_mlp
 from e2eai.training.model_io import write_info
 from e2eai.training.torch_job import TorchRunSummary
-from e2eai.training.torch_training import fit_torch, write_inputs
+from e2eai.training.torch_training import write_inputs
 
 
 def finetune(
@@ -28,17 +31,24 @@ def finetune(
     validation: pd.DataFrame,
     run_dir: Path,
     training: TrainingSettings,
+    task: Task,
     workers: int | None = None,
 ) -> TorchRunSummary:
     """Fine-tune the torch model in ``champion_dir`` on ``train`` (early stop on ``validation``).
 
     The result lands in ``run_dir/model``; its history's epoch 0 is the champion itself.
     """
-    if not (champion_dir / "model.pt").is_file():
+    if not (champion_dir / WEIGHTS_FILE).is_file():
         raise ModelArtifactError(
-            f"{champion_dir}: warm start needs a torch_mlp champion (model.pt missing)"
+            f"{champion_dir}: warm start needs a {WideDeepFamily.name} champion "
+            f"({WEIGHTS_FILE} missing)"
         )
     champion, old_spec = load_mlp(champion_dir)
+    if old_spec.kinds() != feature_kinds(task):
+        raise TrainingConfigError(
+            f"{champion_dir}: the champion's inputs differ from task {task.name!r}'s features "
+            "(other feature settings, e.g. features.windows_hours?); train from scratch"
+        )
     params = replace(
         old_spec.params, learning_rate=old_spec.params.learning_rate * training.finetune_lr_factor
     )
@@ -48,10 +58,11 @@ def finetune(
     if not init_path.exists():  # keep the bytes a checkpoint's fingerprint was taken from
         torch.save(resize_embeddings(champion.state_dict(), old_spec, spec), init_path)
     train_path, validation_path = write_inputs(train, validation, run_dir / "data")
-    summary = fit_torch(
+    summary = fit_mlp(
+        spec,
+        task.label,
         train_path,
         validation_path,
-        spec,
         run_dir,
         training,
         workers=training.workers if workers is None else workers,
@@ -60,9 +71,10 @@ def finetune(
     model_dir = Path(summary.model_dir)
     write_info(
         model_dir,
-        "torch_mlp",
+        WideDeepFamily.name,
+        task,
         {
-            **params.__dict__,
+            **asdict(params),
             "warm_start": True,
             "finetune_lr_factor": training.finetune_lr_factor,
             "freeze_embeddings": training.freeze_embeddings,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -16,18 +17,24 @@ class GateResult:
     message: str = ""
 
 
-def baseline_gate(model_auc: float, logreg_auc: float, margin: float) -> GateResult:
-    """The candidate must beat logistic regression's holdout ROC-AUC by ``margin``."""
-    lead = model_auc - logreg_auc
+def baseline_gate(
+    model_auc: float, baseline_auc: float, margin: float, baseline: str
+) -> GateResult:
+    """The candidate must beat the ``baseline`` family's holdout ROC-AUC by ``margin``.
+
+    ``baseline`` is the family in words (``logistic regression``); the gate is named after
+    it (``beats_logistic_regression``).
+    """
+    lead = model_auc - baseline_auc
     passed = lead >= margin - 1e-12
     verb = "beats" if passed else "does not beat"
     return GateResult(
-        name="beats_logistic_regression",
+        name="beats_" + re.sub(r"[^a-z0-9]+", "_", baseline.lower()).strip("_"),
         passed=passed,
-        observed={"model_roc_auc": model_auc, "logreg_roc_auc": logreg_auc, "lead": lead},
+        observed={"model_roc_auc": model_auc, "baseline_roc_auc": baseline_auc, "lead": lead},
         threshold=margin,
-        message=f"candidate ROC-AUC {model_auc:.4f} {verb} logistic regression "
-        f"{logreg_auc:.4f} by the required {margin:.4f} (lead {lead:+.4f})",
+        message=f"candidate ROC-AUC {model_auc:.4f} {verb} {baseline} "
+        f"{baseline_auc:.4f} by the required {margin:.4f} (lead {lead:+.4f})",
     )
 
 

@@ -1,17 +1,24 @@
-"""Hyper-parameter search with Optuna: TPE sampling, median pruning, a trial or time budget."""
+"""Hyper-parameter search with Optuna: TPE sampling, median pruning, a trial or time budget.
+
+The study is the same for every family; the family supplies the space (its
+``search_space``) and the objective: train one point in a trial directory, reporting the
+validation metric after each epoch, and return the best.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from e2eai.config import TrainingSettings
-from e2eai.training.search_space import SEARCH_SPACE, suggest
-from e2eai.training.tabular_spec import TabularSpec
-from e2eai.training.torch_training import fit_torch, mlp_params
+from e2eai.training.search_space import ParamSpec, suggest
+
+EpochReport = Callable[[int, float], None]
+Objective = Callable[[dict[str, Any], Path, EpochReport], float]
+"""(point, trial directory, per-epoch report) → the trial's best validation metric."""
 
 
 @dataclass(frozen=True)
@@ -26,52 +33,47 @@ class HpoResult:
     best_params_json: Path
 
 
-def _digest(params: object) -> str:
-    return hashlib.sha256(repr(params).encode()).hexdigest()[:8]
+def _digest(point: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(point, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def run_hpo(
-    train_path: Path,
-    validation_path: Path,
-    base_spec: TabularSpec,
+def run_study(
+    objective: Objective,
+    space: tuple[ParamSpec, ...],
     out_dir: Path,
-    training: TrainingSettings,
+    seed: int,
     n_trials: int | None,
     timeout_seconds: float | None,
+    study_name: str,
 ) -> HpoResult:
-    """Search ``SEARCH_SPACE``; each trial trains in-process and reports AUC per epoch."""
+    """Search ``space``; each trial runs ``objective`` in ``out_dir/trial-NNN-<digest>``.
+
+    The directory is named by the point too, so a re-run resumes a trial only with the same
+    point. A trial whose reported metric falls below the median of earlier trials at the
+    same epoch is pruned.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    def objective(trial: optuna.Trial) -> float:
-        params = mlp_params(training, **suggest(trial, SEARCH_SPACE))
+    def optuna_objective(trial: optuna.Trial) -> float:
+        point = suggest(trial, space)
 
-        def report(epoch: int, auc: float) -> None:
-            trial.report(auc, epoch)
+        def report(epoch: int, value: float) -> None:
+            trial.report(value, epoch)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {epoch} (validation AUC {auc:.4f})")
+                raise optuna.TrialPruned(f"pruned at epoch {epoch} (validation {value:.4f})")
 
-        summary = fit_torch(
-            train_path,
-            validation_path,
-            base_spec.with_params(params),
-            # Named by the parameters too: a re-run resumes a trial only with the same point.
-            out_dir / f"trial-{trial.number:03d}-{_digest(params)}",
-            training,
-            workers=1,
-            on_epoch_end=report,
-        )
-        return summary.best_validation_auc
+        return objective(point, out_dir / f"trial-{trial.number:03d}-{_digest(point)}", report)
 
     study = optuna.create_study(
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=training.seed),
+        sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
-        study_name="e2eai-mlp",
+        study_name=study_name,
     )
-    study.optimize(objective, n_trials=n_trials, timeout=timeout_seconds)
+    study.optimize(optuna_objective, n_trials=n_trials, timeout=timeout_seconds)
     trials_csv = out_dir / "hpo_trials.csv"
     study.trials_dataframe().to_csv(trials_csv, index=False)
     best_json = out_dir / "best_params.json"

@@ -1,6 +1,6 @@
 """Start a torch training job: in-process for one worker, ``torchrun`` for several.
 
-Both modes run ``e2eai.training.loop.run_worker`` on the same job file, so tests of the
+Both modes run ``e2eai.training.ddp_loop.run_worker`` on the same job file, so tests of the
 single-process mode exercise the code the distributed workers run.
 """
 
@@ -64,7 +64,7 @@ def train_torch(job: TorchJob, workers: int, on_epoch_end=None) -> TorchRunSumma
     if workers < 1:
         raise TrainingLaunchError(f"training.workers must be at least 1, got {workers}")
     if workers == 1:
-        from e2eai.training.loop import run_worker
+        from e2eai.training.ddp_loop import run_worker
 
         Path(job.run_dir).mkdir(parents=True, exist_ok=True)
         job.save(Path(job.run_dir) / JOB_FILE)

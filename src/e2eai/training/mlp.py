@@ -23,7 +23,7 @@ from e2eai.training.tabular_spec import TabularSpec
 
 
 class TabularMLP(nn.Module):
-    """Logit of P(delayed) from numeric values [N, F] and category indices [N, C]."""
+    """Logit of P(positive) from numeric values [N, F] and category indices [N, C]."""
 
     def __init__(self, spec: TabularSpec) -> None:
         super().__init__()
@@ -150,7 +150,7 @@ def load_mlp(model_dir: Path) -> tuple[TabularMLP, TabularSpec]:
 
 @torch.no_grad()
 def mlp_proba(model: TabularMLP, spec: TabularSpec, frame: pd.DataFrame) -> np.ndarray:
-    """P(delayed) for every row of ``frame`` (eval mode, float32 like the ONNX graph)."""
+    """P(positive) for every row of ``frame`` (eval mode, float32 like the ONNX graph)."""
     model.eval()
     numeric, indices = spec.encode(frame)
     logits = model(torch.from_numpy(numeric), torch.from_numpy(indices))

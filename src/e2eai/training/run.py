@@ -1,8 +1,9 @@
 """``run_training``: the one entry point the CLI and the KFP components call.
 
 Trains the configured family (optionally after an HPO search, optionally warm-started from
-a registered version) and both baselines, evaluates all of them on the time-based holdout,
-compares against the registry's champion and returns every number, plot and path.
+a registered version) and the task's baselines, evaluates all of them on the holdout of the
+task's split (by time, or stratified by rows), compares against the registry's champion
+and returns every number, plot and path.
 """
 
 from __future__ import annotations
@@ -16,20 +17,26 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from e2eai.config import Settings
 from e2eai.errors import TrainingConfigError, TrainingDataError
 from e2eai.features.rebalance import rebalance
-from e2eai.training.baselines import SKLEARN_FAMILIES, fit_pipeline
+from e2eai.jsonable import to_jsonable
+from e2eai.tasks import Task, load_task
 from e2eai.training.champion import current_champion, fetch_model_dir, open_registry
 from e2eai.training.columns import labels
-from e2eai.training.evaluation import holdout_metrics, plot_calibration, plot_roc
+from e2eai.training.evaluation import (
+    holdout_metrics,
+    plot_calibration,
+    plot_roc,
+    slice_columns,
+)
+from e2eai.training.families import family, searchable_families, warm_startable_families
+from e2eai.training.family import Family, FitRequest, FittedModel, LoadedModel
 from e2eai.training.gates import GateResult, baseline_gate, champion_gate
 from e2eai.training.hpo import HpoResult
-from e2eai.training.model_io import LoadedModel, load_model, save_sklearn, write_info
-from e2eai.training.split import TimeSplit, time_split
+from e2eai.training.split import DataSplit, split_frame
 from e2eai.training.torch_job import TorchRunSummary
 
 
@@ -41,12 +48,14 @@ class TrainingResult:
     run_dir: Path
     model_dir: Path
     holdout_path: Path
-    metrics: dict[str, dict]  # "model", "logreg", "hist_gb" (+ "champion" when one exists)
+    metrics: dict[str, dict]  # "model", each baseline family (+ "champion" when one exists)
     gates: list[GateResult]
     plots: dict[str, Path]
     params: dict[str, Any]
-    training_window: dict[str, str]
-    holdout_window: dict[str, str]
+    training_window: dict[str, Any]  # days of a time split; rows, share and seed of a row split
+    holdout_window: dict[str, Any]
+    task: str | None = None
+    split: dict[str, Any] | None = None  # DataSplit.describe(): policy, bounds, rows per part
     raw_snapshot: str | None = None
     parent_version: int | None = None
     champion_version: int | None = None
@@ -63,6 +72,7 @@ class TrainingResult:
         """A JSON-ready digest: holdout ROC-AUC per model, gates, paths."""
         return {
             "family": self.family,
+            "task": self.task,
             "model_dir": str(self.model_dir),
             "metrics": {
                 name: {k: v for k, v in m.items() if k != "slices"}
@@ -74,6 +84,7 @@ class TrainingResult:
             "params": self.params,
             "training_window": self.training_window,
             "holdout_window": self.holdout_window,
+            "split": self.split,
             "parent_version": self.parent_version,
             "champion_version": self.champion_version,
             "epochs_run": self.torch_summary.epochs_run if self.torch_summary else None,
@@ -94,16 +105,14 @@ class TrainingResult:
         }
 
 
-def load_training_frame(settings: Settings) -> pd.DataFrame:
-    """The training window plus its holdout days from the feature store."""
-    try:
-        from e2eai.features.store import training_set
-    except ImportError as exc:
-        raise TrainingDataError(
-            f"e2eai.features.store.training_set is not available ({exc}); pass a frame"
-        ) from exc
+def load_training_frame(settings: Settings, task: Task) -> pd.DataFrame:
+    """The task's training rows: the training window plus its holdout days, or every row."""
     t = settings.training
-    return training_set(settings, t.train_start, t.train_end + timedelta(days=t.holdout_days))
+    if task.time_based:
+        return task.training_set(
+            settings, t.train_start, t.train_end + timedelta(days=t.holdout_days)
+        )
+    return task.training_set(settings)
 
 
 def _run_id(frame: pd.DataFrame, settings: Settings, warm_start_from: int | None) -> str:
@@ -115,51 +124,69 @@ def _run_id(frame: pd.DataFrame, settings: Settings, warm_start_from: int | None
     return f"{settings.training.family}-{digest.hexdigest()[:12]}"
 
 
-def _train_torch(
-    settings: Settings, split: TimeSplit, run_dir: Path, warm_start_from: int | None
-) -> tuple[Path, TorchRunSummary, HpoResult | None, dict[str, Any]]:
-    from e2eai.training.finetune import finetune
-    from e2eai.training.hpo import run_hpo
-    from e2eai.training.tabular_spec import TabularSpec
-    from e2eai.training.torch_training import fit_torch, mlp_params, write_inputs
+def training_family(task: Task, name: str) -> Family:
+    """The family ``name``, registered and applicable to ``task`` (else TrainingConfigError)."""
+    chosen = family(name)
+    if name not in task.families:
+        raise TrainingConfigError(
+            f"training.family {name!r} does not apply to task {task.name!r}; its families: "
+            f"{', '.join(task.families)}"
+        )
+    return chosen
 
+
+def search_family(task: Task, name: str) -> Family:
+    """The family ``name`` for an HPO search: it must have a search space."""
+    chosen = training_family(task, name)
+    if chosen.search_space is None:
+        raise TrainingConfigError(
+            f"training.hpo_trials searches a family's hyper-parameter space; training.family "
+            f"{name!r} has none (families with one: {', '.join(searchable_families())})"
+        )
+    return chosen
+
+
+def _fit_chosen(
+    settings: Settings,
+    chosen: Family,
+    request: FitRequest,
+    warm_start_from: int | None,
+) -> tuple[FittedModel, HpoResult | None]:
+    """Fit the configured family: from a registered parent, after an HPO search, or plainly."""
     t = settings.training
     if warm_start_from is not None:
         registry = open_registry(settings)
         try:
             parent_dir = fetch_model_dir(
-                registry, warm_start_from, run_dir / f"parent-v{warm_start_from}"
+                registry, warm_start_from, request.work_dir / f"parent-v{warm_start_from}"
             )
         finally:
             registry.close()
-        summary = finetune(parent_dir, split.train, split.validation, run_dir, t)
-        params = json.loads((Path(summary.model_dir) / "model_info.json").read_text())["params"]
-        return Path(summary.model_dir), summary, None, params
-
-    train_path, validation_path = write_inputs(split.train, split.validation, run_dir / "data")
-    params = mlp_params(t)
-    spec = TabularSpec.fit(split.train, params)
+        return chosen.warm_start(request, parent_dir), None
     hpo = None
     if t.hpo_trials > 0:
-        hpo = run_hpo(
-            train_path,
-            validation_path,
-            spec,
-            run_dir / "hpo",
-            t,
+        hpo = chosen.search(
+            request,
+            request.work_dir / "hpo",
             n_trials=t.hpo_trials,
             timeout_seconds=t.hpo_timeout_seconds,
         )
-        params = mlp_params(t, **hpo.best_params)
-        spec = spec.with_params(params)
-    summary = fit_torch(train_path, validation_path, spec, run_dir, t, workers=t.workers)
-    model_dir = Path(summary.model_dir)
-    info_params = dict(params.__dict__)
+        request = dataclasses.replace(request, overrides=hpo.best_params)
+    fitted = chosen.fit(request)
     if hpo is not None:
-        shutil.copyfile(hpo.trials_csv, model_dir / "hpo_trials.csv")
-        shutil.copyfile(hpo.best_params_json, model_dir / "best_params.json")
-    write_info(model_dir, "torch_mlp", info_params)
-    return model_dir, summary, hpo, info_params
+        shutil.copyfile(hpo.trials_csv, fitted.model_dir / "hpo_trials.csv")
+        shutil.copyfile(hpo.best_params_json, fitted.model_dir / "best_params.json")
+    return fitted, hpo
+
+
+def _split(frame: pd.DataFrame, task: Task, settings: Settings) -> DataSplit:
+    split = split_frame(frame, task, settings.training)
+    if settings.features.rebalance != "none":  # training rows only: never what is scored
+        balanced = rebalance(
+            split.train, settings.features.rebalance, settings.features.seed, task.label
+        )
+        split = dataclasses.replace(split, train=balanced)
+    return split
 
 
 def run_training(
@@ -167,60 +194,61 @@ def run_training(
     frame: pd.DataFrame | None = None,
     warm_start_from: int | None = None,
     run_dir: Path | None = None,
+    task: Task | None = None,
 ) -> TrainingResult:
-    """Train ``settings.training.family`` and both baselines; evaluate on the holdout; gate.
+    """Train ``settings.training.family`` and the task's baselines; evaluate on the holdout; gate.
 
-    ``frame`` None loads ``training_set`` for train_start .. train_end + holdout_days.
-    ``warm_start_from`` fine-tunes that registered torch version instead of starting fresh.
-    Re-running with the same data and settings resumes an interrupted torch run.
+    ``task`` None: the settings' task. ``frame`` None loads the task's training set (for a
+    time-based task train_start .. train_end + holdout_days). ``warm_start_from`` continues
+    that registered version instead of starting fresh (families that support it). Re-running
+    with the same data and settings resumes an interrupted torch run.
     """
+    task = task or load_task(settings)
     t = settings.training
-    if warm_start_from is not None and t.family != "torch_mlp":
+    chosen = training_family(task, t.family)
+    if warm_start_from is not None and not chosen.supports_warm_start:
         raise TrainingConfigError(
-            f"warm start applies to torch_mlp; training.family is {t.family!r}"
+            f"warm start applies to {', '.join(warm_startable_families())}; "
+            f"training.family is {t.family!r}"
         )
-    if t.hpo_trials > 0 and t.family != "torch_mlp":
-        raise TrainingConfigError(
-            f"training.hpo_trials searches the torch_mlp space; training.family is {t.family!r}"
-        )
+    if t.hpo_trials > 0 and warm_start_from is None:
+        search_family(task, t.family)
+    if not task.baselines:
+        raise TrainingConfigError(f"task {task.name!r} names no baseline families to gate on")
+    baselines = [family(name) for name in task.baselines]
     if frame is None:
-        frame = load_training_frame(settings)
-    split = time_split(frame, t.train_start, t.train_end, t.validation_days, t.holdout_days)
-    if settings.features.rebalance != "none":  # training rows only: never what is scored
-        balanced = rebalance(split.train, settings.features.rebalance, settings.features.seed)
-        split = dataclasses.replace(split, train=balanced)
+        frame = load_training_frame(settings, task)
+    split = _split(frame, task, settings)
     run_dir = run_dir or settings.home / "training" / _run_id(frame, settings, warm_start_from)
     run_dir.mkdir(parents=True, exist_ok=True)
     holdout_path = run_dir / "holdout.parquet"
     split.holdout.to_parquet(holdout_path, index=False)
 
-    # logreg learns from train + validation; HistGB early-stops on the validation days.
+    def request(work_dir: Path) -> FitRequest:
+        return FitRequest(task, split.train, split.validation, t, work_dir)
+
+    # A baseline of the chosen family is the model itself, unless the model was tuned or
+    # warm-started (then the baseline is that family trained plainly).
+    plain = warm_start_from is None and t.hpo_trials == 0
     models: dict[str, LoadedModel] = {}
-    for family in SKLEARN_FAMILIES:
-        pipeline = fit_pipeline(
-            family,
-            split.train,
-            seed=t.seed,
-            threads=t.sklearn_threads,
-            validation=split.validation,
-        )
-        target = run_dir / ("model" if family == t.family else f"baselines/{family}")
-        save_sklearn(pipeline, target, family, pipeline.named_steps["model"].get_params())
-        models[family] = load_model(target)
-
-    summary, hpo, params = None, None, {}
-    if t.family == "torch_mlp":
-        model_dir, summary, hpo, params = _train_torch(settings, split, run_dir, warm_start_from)
-        models["model"] = load_model(model_dir)
+    fitted: FittedModel | None = None
+    hpo: HpoResult | None = None
+    for baseline in baselines:
+        if baseline.name == chosen.name and plain:
+            fitted, hpo = _fit_chosen(settings, chosen, request(run_dir), warm_start_from)
+            models[baseline.name] = chosen.load(fitted.model_dir)
+            continue
+        done = baseline.fit(request(run_dir / "baselines" / baseline.name))
+        models[baseline.name] = baseline.load(done.model_dir)
+    if fitted is None:
+        fitted, hpo = _fit_chosen(settings, chosen, request(run_dir), warm_start_from)
+        models["model"] = chosen.load(fitted.model_dir)
     else:
-        model_dir = run_dir / "model"
-        models["model"] = models[t.family]
-        params = json.loads((model_dir / "model_info.json").read_text())["params"]
-        params = {k: v for k, v in params.items() if isinstance(v, int | float | str | bool)}
+        models["model"] = models[chosen.name]
 
-    y = labels(split.holdout, "holdout")
+    y = labels(split.holdout, task.label, "holdout")
     threshold = settings.gates.decision_threshold
-    slices = split.holdout[["carrier", "origin"]]
+    slices = slice_columns(task, split.holdout)
     probabilities = {name: m.predict_proba(split.holdout) for name, m in models.items()}
     metrics = {name: holdout_metrics(y, p, threshold, slices) for name, p in probabilities.items()}
 
@@ -233,9 +261,17 @@ def run_training(
 
     model_auc = metrics["model"]["roc_auc"]
     if model_auc is None:
-        raise TrainingDataError(f"holdout {split.holdout_end} has one class only: no ROC-AUC")
+        raise TrainingDataError(
+            f"the holdout ({split.holdout_window}) has one class only: no ROC-AUC"
+        )
+    reference = baselines[0]  # the task's first baseline is the bar a candidate must clear
     gates = [
-        baseline_gate(model_auc, metrics["logreg"]["roc_auc"], settings.gates.baseline_margin),
+        baseline_gate(
+            model_auc,
+            metrics[reference.name]["roc_auc"],
+            settings.gates.baseline_margin,
+            reference.title,
+        ),
         champion_gate(
             model_auc,
             champion_auc,
@@ -247,32 +283,33 @@ def run_training(
     curves = {
         (f"model ({t.family})" if n == "model" else n): (y, p)
         for n, p in probabilities.items()
-        if n != t.family
+        if not (n == t.family and models.get(n) is models["model"])
     }
     plots = {
         "roc_curve": plot_roc(curves, run_dir / "plots" / "roc_curve.png"),
-        "calibration": plot_calibration(curves, run_dir / "plots" / "calibration.png"),
+        "calibration": plot_calibration(
+            curves, run_dir / "plots" / "calibration.png", positive_name=task.positive_name
+        ),
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=_json_default))
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=to_jsonable))
     (run_dir / "gates.json").write_text(json.dumps([asdict(g) for g in gates], indent=1))
     return TrainingResult(
         family=t.family,
         run_dir=run_dir,
-        model_dir=model_dir,
+        model_dir=fitted.model_dir,
         holdout_path=holdout_path,
         metrics=metrics,
         gates=gates,
         plots=plots,
-        params=params,
+        params=fitted.params,
         training_window=split.window(),
-        holdout_window={
-            "start": (split.train_end + timedelta(days=1)).isoformat(),
-            "end": split.holdout_end.isoformat(),
-        },
+        holdout_window=dict(split.holdout_window),
+        task=task.name,
+        split=split.describe(),
         raw_snapshot=frame.attrs.get("raw_snapshot"),
         parent_version=warm_start_from,
         champion_version=champion.version if champion else None,
-        torch_summary=summary,
+        torch_summary=fitted.torch_summary,
         hpo=hpo,
         extra_artifacts={
             "metrics.json": run_dir / "metrics.json",
@@ -281,34 +318,17 @@ def run_training(
     )
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(type(value).__name__)
-
-
-def run_search(settings: Settings, frame: pd.DataFrame | None = None) -> HpoResult:
-    """Only the hyper-parameter search (``e2eai hpo``): trials on the training window."""
-    from e2eai.training.hpo import run_hpo
-    from e2eai.training.tabular_spec import TabularSpec
-    from e2eai.training.torch_training import mlp_params, write_inputs
-
+def run_search(
+    settings: Settings, frame: pd.DataFrame | None = None, task: Task | None = None
+) -> HpoResult:
+    """Only the hyper-parameter search (``e2eai hpo``): trials on the training part."""
+    task = task or load_task(settings)
     t = settings.training
+    chosen = search_family(task, t.family)
     if frame is None:
-        frame = load_training_frame(settings)
-    split = time_split(
-        frame, t.train_start, t.train_end, t.validation_days, t.holdout_days, require_holdout=False
-    )
+        frame = load_training_frame(settings, task)
+    split = split_frame(frame, task, t, require_holdout=False)
     run_dir = settings.home / "hpo" / _run_id(frame, settings, None)
-    train_path, validation_path = write_inputs(split.train, split.validation, run_dir / "data")
-    spec = TabularSpec.fit(split.train, mlp_params(t))
+    request = FitRequest(task, split.train, split.validation, t, run_dir)
     trials = t.hpo_trials if t.hpo_trials > 0 else None
-    return run_hpo(
-        train_path,
-        validation_path,
-        spec,
-        run_dir,
-        t,
-        n_trials=trials,
-        timeout_seconds=t.hpo_timeout_seconds,
-    )
+    return chosen.search(request, run_dir, n_trials=trials, timeout_seconds=t.hpo_timeout_seconds)

@@ -1,8 +1,9 @@
-"""The hyper-parameter search space, defined once as data.
+"""Hyper-parameter search spaces, defined once as data.
 
-Optuna samples from it here; on a cluster the same specs render as the ``parameters`` of a
-Katib Experiment (``katib_parameters``), so the two searches cannot drift apart. Names are
-fields of ``TrainingSettings`` / ``MLPParams``.
+A family's ``search_space`` is a tuple of ``ParamSpec``; ``SEARCH_SPACE`` is the torch_mlp
+family's. Optuna samples from it here; on a cluster the same specs render as the
+``parameters`` of a Katib Experiment (``katib_parameters``), so the two searches cannot
+drift apart. Names are fields of ``TrainingSettings`` (and of the family's parameters).
 """
 
 from __future__ import annotations

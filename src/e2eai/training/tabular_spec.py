@@ -18,27 +18,28 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from e2eai import schema
-from e2eai.training.columns import MISSING_CATEGORY, model_input_frame
+from e2eai.training.columns import MISSING_CATEGORY, input_columns, model_input_frame
+
+if TYPE_CHECKING:
+    from e2eai.schema import Kind
+    from e2eai.tasks import Task
 
 _HEAVY_TAIL = 2.0
 """Skewness above which a non-negative column is log1p-transformed (precipitation)."""
 
-CROSSES: tuple[tuple[str, str], ...] = (
-    ("carrier", "origin"),
-    ("carrier", "dep_hour"),
-    ("origin", "dep_hour"),
-    ("carrier", "dest"),
-    ("origin", "dest"),
-)
-"""Feature pairs the wide path sees as hashed crosses (a column is categorical or an
-integer-valued numeric such as ``dep_hour``): delay patterns are specific to, say, one
-carrier at one airport or one airport in the evening rush, which a sum of per-feature
-weights cannot express."""
+
+def task_crosses(task: Task) -> list[list[str]]:
+    """The task's hashed-cross pairs whose both columns are model inputs of the task.
+
+    A cross component is categorical or an integer-valued numeric (``dep_hour``).
+    """
+    names = set(task.feature_names)
+    return [list(pair) for pair in task.crosses if set(pair) <= names]
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,13 @@ class TabularSpec:
     bin_edges: list[list[float]] | None = None  # per numeric: ascending quantile edges
 
     @classmethod
-    def fit(cls, train: pd.DataFrame, params: MLPParams) -> TabularSpec:
-        """Learn vocabularies (sorted, so reproducible) and statistics from the training part."""
-        x = model_input_frame(train)
-        numeric, categorical = schema.numeric_features(), schema.categorical_features()
+    def fit(cls, train: pd.DataFrame, params: MLPParams, task: Task) -> TabularSpec:
+        """Learn vocabularies (sorted, so reproducible) and statistics from the training part.
+
+        The inputs are the task's features; the wide path's crosses are the task's.
+        """
+        x = model_input_frame(train, task)
+        numeric, categorical = task.numeric_features, task.categorical_features
         values = x[numeric].to_numpy(np.float64)
         with np.errstate(all="ignore"):
             fill = np.nanmedian(values, axis=0)
@@ -119,9 +123,7 @@ class TabularSpec:
             upper=upper.tolist(),
             log1p=log1p.tolist(),
             missing_indicator=np.isnan(values).any(axis=0).tolist(),
-            crosses=[list(pair) for pair in CROSSES]
-            if params.wide and params.cross_buckets
-            else [],
+            crosses=task_crosses(task) if params.wide and params.cross_buckets else [],
             bin_edges=_bin_edges(filled, params.numeric_bins if params.wide else 0),
         )
 
@@ -133,6 +135,13 @@ class TabularSpec:
         for j, column in enumerate(edges):
             out[j, : len(column)] = column
         return out
+
+    def kinds(self) -> dict[str, Kind]:
+        """The input columns this spec reads and their kinds (numeric first)."""
+        return {
+            **{name: "numeric" for name in self.numeric},
+            **{name: "categorical" for name in self.categorical},
+        }
 
     def cardinalities(self) -> list[int]:
         """Embedding rows per categorical feature (one more than the vocabulary: unknown)."""
@@ -163,7 +172,7 @@ class TabularSpec:
 
     def extended_with(self, frame: pd.DataFrame) -> TabularSpec:
         """This spec with categories of ``frame`` it has not seen appended (old indices kept)."""
-        x = model_input_frame(frame)
+        x = input_columns(frame, self.kinds())
         vocab = {}
         for name in self.categorical:
             known = set(self.vocab[name])
@@ -173,7 +182,7 @@ class TabularSpec:
 
     def encode(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Raw numeric values (float32, NaN kept) and category indices (int64, unknown → 0)."""
-        x = model_input_frame(frame)
+        x = input_columns(frame, self.kinds())
         numeric = x[self.numeric].to_numpy(np.float32)
         indices = np.zeros((len(x), len(self.categorical)), dtype=np.int64)
         for j, name in enumerate(self.categorical):

@@ -1,17 +1,20 @@
 """The description of one torch training run, as plain JSON that travels to every worker.
 
 Training data travels as Parquet paths, never as pickled frames: a torchrun worker (or a
-Kubeflow Trainer pod) only needs the job file and the files it names.
+Kubeflow Trainer pod) only needs the job file and the files it names. ``family`` names the
+:class:`~e2eai.training.torch_family.TorchFamily` that builds the module and reads the
+data; ``spec_path`` is that family's description of the inputs (the tabular spec).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from e2eai.training.tabular_spec import MLPParams
+from e2eai.training.families import torch_family
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,12 @@ class TorchJob:
     validation_path: str
     spec_path: str
     run_dir: str
-    params: MLPParams = field(default_factory=MLPParams)
+    params: Any
+    """The family's hyper-parameters (a dataclass; ``MLPParams`` for torch_mlp)."""
+    label: str
+    """The 0/1 target column of the Parquet inputs."""
+    family: str
+    """The registered torch family that trains it."""
     epochs: int = 8
     patience: int = 2
     seed: int = 13
@@ -46,7 +54,7 @@ class TorchJob:
     @classmethod
     def load(cls, path: Path) -> TorchJob:
         raw = json.loads(path.read_text())
-        raw["params"] = MLPParams(**raw["params"])
+        raw["params"] = torch_family(raw["family"]).params_from_dict(raw["params"])
         return cls(**raw)
 
 

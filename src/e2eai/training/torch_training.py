@@ -1,36 +1,16 @@
-"""Train the torch family on a time split: write the Parquet inputs, the spec and the job."""
+"""Train a torch family: write the Parquet inputs once, describe the job, launch the workers."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from e2eai.config import TrainingSettings
 from e2eai.training.launcher import train_torch
-from e2eai.training.tabular_spec import MLPParams, TabularSpec
 from e2eai.training.torch_job import TorchJob, TorchRunSummary
-
-
-def mlp_params(training: TrainingSettings, **overrides: object) -> MLPParams:
-    """MLP hyper-parameters from settings, with optional overrides (HPO, fine-tuning)."""
-    params = MLPParams(
-        learning_rate=training.learning_rate,
-        hidden_width=training.hidden_width,
-        depth=training.depth,
-        dropout=training.dropout,
-        optimizer=training.optimizer,
-        batch_size=training.batch_size,
-        embedding_dim=training.embedding_dim,
-        weight_decay=training.weight_decay,
-        lr_schedule=training.lr_schedule,
-        wide=training.wide,
-        cross_buckets=training.cross_buckets,
-        deep_lr_factor=training.deep_lr_factor,
-        numeric_bins=training.numeric_bins,
-    )
-    return replace(params, **overrides) if overrides else params
 
 
 def write_inputs(
@@ -47,24 +27,32 @@ def write_inputs(
 
 
 def fit_torch(
+    family: str,
+    spec_path: Path,
+    params: Any,
+    label: str,
     train_path: Path,
     validation_path: Path,
-    spec: TabularSpec,
     run_dir: Path,
     training: TrainingSettings,
     workers: int,
     init_weights: Path | None = None,
-    on_epoch_end=None,
+    on_epoch_end: Callable[[int, float], None] | None = None,
 ) -> TorchRunSummary:
-    """Train (or resume) the MLP described by ``spec`` into ``run_dir/model``."""
+    """Train (or resume) a model of the torch ``family`` into ``run_dir/model``.
+
+    ``spec_path`` is the family's description of the inputs, ``params`` its
+    hyper-parameters; epochs, patience, seed and freezing come from ``training``.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
-    spec_path = spec.save(run_dir / "input_spec.json")
     job = TorchJob(
         train_path=str(train_path),
         validation_path=str(validation_path),
         spec_path=str(spec_path),
         run_dir=str(run_dir),
-        params=spec.params,
+        params=params,
+        label=label,
+        family=family,
         epochs=training.epochs,
         patience=training.early_stopping_patience,
         seed=training.seed,

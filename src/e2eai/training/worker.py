@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from e2eai.training.loop import run_worker
+from e2eai.training.ddp_loop import run_worker
 from e2eai.training.torch_job import TorchJob
 
 

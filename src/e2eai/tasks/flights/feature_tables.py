@@ -6,17 +6,16 @@ built from by a point-in-time join.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from e2eai.config import Settings
-from e2eai.data.prepare import load_prepared
-from e2eai.features.definitions import SOURCES_DIR, source_file
-from e2eai.features.model_input import SCHEDULED_DEPARTURE
-from e2eai.features.trailing import delay_stats_snapshots
-from e2eai.schema import (
+from e2eai.tasks.base import FeatureTables
+from e2eai.tasks.flights.definitions import SOURCES_DIR, source_file
+from e2eai.tasks.flights.model_input import SCHEDULED_DEPARTURE
+from e2eai.tasks.flights.prepare import load_prepared_flights
+from e2eai.tasks.flights.schema import (
     DEPARTURE_STATS_VIEW,
     DEPARTURE_WINDOWS_HOURS,
     EVENT_TIMESTAMP,
@@ -25,6 +24,7 @@ from e2eai.schema import (
     STATS_ENTITIES,
     departure_feature_names,
 )
+from e2eai.tasks.flights.trailing import delay_stats_snapshots
 
 FLIGHTS_TABLE = "flights"
 PLANES_VALID_FROM = pd.Timestamp("2000-01-01", tz="UTC")
@@ -34,15 +34,6 @@ ENTITY_COLUMNS: tuple[str, ...] = (
     FLIGHT_ID, EVENT_TIMESTAMP, "origin", "tailnum", "carrier", "route", "dest", "flight",
     "distance", LABEL, "arr_delay", "dep_delay", "arrived_at", "departed_at",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class FeatureTables:
-    repo: Path
-    rows: dict[str, int]
-
-    def summary(self) -> dict[str, object]:
-        return {"feature_repo": str(self.repo), "rows": self.rows}
 
 
 def flights_table_path(settings: Settings) -> Path:
@@ -59,10 +50,8 @@ def _write(frame: pd.DataFrame, path: Path) -> int:
 
 def build_feature_tables(settings: Settings) -> FeatureTables:
     """Compute every feature view's source table from the prepared data and write it."""
-    prepared = load_prepared(settings)
-    flights = pd.read_parquet(prepared["flights"])
-    weather = pd.read_parquet(prepared["weather"])
-    planes = pd.read_parquet(prepared["planes"])
+    prepared = load_prepared_flights(settings)
+    flights, weather, planes = prepared["flights"], prepared["weather"], prepared["planes"]
     repo = settings.features.repo
     cfg = settings.features
 

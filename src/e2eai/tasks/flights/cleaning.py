@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from e2eai.config import DataSettings
-from e2eai.data.validation import REASON, REASON_CODE, SOURCE_ROW
-from e2eai.schema import EVENT_TIMESTAMP, FLIGHT_ID, LABEL, WEATHER_FEATURES
+from e2eai.data.prepare import REASON, REASON_CODE, SOURCE_ROW
+from e2eai.tasks.flights.schema import EVENT_TIMESTAMP, FLIGHT_ID, LABEL, WEATHER_FEATURES
 
 FLIGHT_MISSING_POLICY: dict[str, str] = {
     "carrier, flight, origin, dest, date, scheduled times, distance": "quarantine (missing key)",

@@ -1,9 +1,15 @@
-"""The training loop every torch worker runs: single process or one rank of a DDP group.
+"""The DDP training loop every torch worker runs: single process or one rank of a group.
 
 One code path: with ``WORLD_SIZE`` > 1 (set by torchrun) it joins a gloo process group and
-wraps the model in DistributedDataParallel; otherwise it runs the same loop in-process.
-Rank 0 checkpoints after every epoch (model, optimiser, epoch, best metric, early-stopping
+wraps the module in DistributedDataParallel; otherwise it runs the same loop in-process.
+Rank 0 checkpoints after every epoch (module, optimiser, epoch, best metric, early-stopping
 state) and writes the final model; a re-run of the same job resumes from the checkpoint.
+
+What is trained comes from the job's family (:class:`~e2eai.training.torch_family.TorchFamily`):
+the module, the datasets (items ``(*inputs, target)``), the loss, the validation metric
+(higher is better; it drives early stopping and the best epoch), the optimiser's parameter
+groups and how rank 0 writes the model directory. The history and summary call the metric
+``validation_auc``: it is ROC-AUC unless the family says otherwise.
 """
 
 from __future__ import annotations
@@ -15,23 +21,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 import torch.distributed as dist
-from sklearn.metrics import roc_auc_score
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 
 from e2eai.errors import TrainingConfigError
-from e2eai.training.columns import labels
-from e2eai.training.mlp import TabularMLP, build_model
-from e2eai.training.tabular_spec import TabularSpec
+from e2eai.training.families import torch_family
+from e2eai.training.torch_family import TorchFamily
 from e2eai.training.torch_job import TorchJob, TorchRunSummary
 
 CHECKPOINT = "checkpoint.pt"
 EpochCallback = Callable[[int, float], None]
-"""Called after each epoch with (epoch, validation AUC); may raise to abort (HPO pruning)."""
+"""Called after each epoch with (epoch, validation metric); may raise to abort (HPO pruning)."""
+
+_EVALUATION_BATCH = 4096
+"""Rows per forward pass when evaluating a dataset that is not held as whole tensors."""
 
 _MIN_IMPROVEMENT = 1e-4
 
@@ -74,21 +79,24 @@ def _scheduler(
     )
 
 
-def _tensors(spec: TabularSpec, path: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    frame = pd.read_parquet(path)
-    numeric, indices = spec.encode(frame)
-    y = labels(frame, path).astype(np.float32)
-    return torch.from_numpy(numeric), torch.from_numpy(indices), torch.from_numpy(y)
+def _batches(dataset: Dataset) -> list[list[torch.Tensor]]:
+    """The whole dataset as one batch when it is held as tensors, else in chunks."""
+    if isinstance(dataset, TensorDataset):
+        return [list(dataset.tensors)]
+    return list(DataLoader(dataset, batch_size=_EVALUATION_BATCH))
 
 
 @torch.no_grad()
-def _evaluate(model: TabularMLP, data: tuple[torch.Tensor, ...]) -> tuple[float, float]:
-    numeric, indices, y = data
-    model.eval()
-    logits = model(numeric, indices)
-    loss = nn.functional.binary_cross_entropy_with_logits(logits, y).item()
-    auc = float(roc_auc_score(y.numpy(), torch.sigmoid(logits).numpy()))
-    return loss, auc
+def evaluate(family: TorchFamily, module: nn.Module, dataset: Dataset) -> tuple[float, float]:
+    """(loss, metric) of ``module`` on ``dataset`` in eval mode."""
+    module.eval()
+    logits, targets = [], []
+    for *inputs, target in _batches(dataset):
+        logits.append(module(*inputs))
+        targets.append(target)
+    all_logits, all_targets = torch.cat(logits), torch.cat(targets)
+    loss = family.loss(all_logits, all_targets).item()
+    return loss, family.metric(all_targets.numpy(), all_logits)
 
 
 def _save_atomic(obj: object, path: Path) -> None:
@@ -123,12 +131,12 @@ def _train(
     job: TorchJob, run_dir: Path, rank: int, world_size: int, on_epoch_end: EpochCallback | None
 ) -> TorchRunSummary:
     distributed = world_size > 1
-    spec = TabularSpec.load(Path(job.spec_path))
-    train = _tensors(spec, job.train_path)
-    validation = _tensors(spec, job.validation_path)
+    family = torch_family(job.family)
+    train = family.dataset(job, job.train_path)
+    validation = family.dataset(job, job.validation_path)
     fingerprint = job.fingerprint()
 
-    model = build_model(spec, job.seed)
+    model = family.build_module(job)
     checkpoint_path = run_dir / CHECKPOINT
     state: dict = {
         "epoch": 0,
@@ -153,39 +161,34 @@ def _train(
         model.load_state_dict(torch.load(job.init_weights, weights_only=True))
     resumed_from = state["epoch"]
 
-    if job.freeze_embeddings:  # per-category tables of both paths; cross buckets still learn
-        for emb in [*model.embeddings, *getattr(model, "wide_embeddings", [])]:
-            emb.weight.requires_grad_(False)
-    wide, deep = model.parameter_groups()
-    lr = job.params.learning_rate
-    groups = [
-        {"params": [p for p in wide if p.requires_grad], "lr": lr},
-        {"params": [p for p in deep if p.requires_grad], "lr": lr * job.params.deep_lr_factor},
-    ]
+    groups = family.parameter_groups(model, job)
     optimizer = _optimizer(
-        job.params.optimizer, [g for g in groups if g["params"]], lr, job.params.weight_decay
+        job.params.optimizer, groups, job.params.learning_rate, job.params.weight_decay
     )
 
     if not state["history"]:  # epoch 0: the starting point (champion weights or fresh init)
-        loss, auc = _evaluate(model, validation)
+        start_loss, auc = evaluate(family, model, validation)
         state["history"].append(
-            {"epoch": 0, "train_loss": float("nan"), "validation_loss": loss, "validation_auc": auc}
+            {
+                "epoch": 0,
+                "train_loss": float("nan"),
+                "validation_loss": start_loss,
+                "validation_auc": auc,
+            }
         )
         state["best_auc"], state["best_state"] = auc, copy.deepcopy(model.state_dict())
 
     ddp = nn.parallel.DistributedDataParallel(model) if distributed else model
-    dataset = TensorDataset(*train)
-    sampler = DistributedSampler(
-        dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=job.seed
+    sampler: DistributedSampler = DistributedSampler(
+        train, num_replicas=world_size, rank=rank, shuffle=True, seed=job.seed
     )
     per_worker_batch = max(1, job.params.batch_size // world_size)
-    loader = DataLoader(dataset, batch_size=per_worker_batch, sampler=sampler)
+    loader = DataLoader(train, batch_size=per_worker_batch, sampler=sampler)
     scheduler = _scheduler(job.params.lr_schedule, optimizer, job.epochs * len(loader))
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(checkpoint["scheduler"])
-    loss_fn = nn.BCEWithLogitsLoss()
 
     writer = None
     if rank == 0:
@@ -200,18 +203,18 @@ def _train(
         torch.manual_seed(job.seed * 1009 + epoch * 31 + rank)  # dropout: same after resume
         ddp.train()
         started, total, count = time.perf_counter(), 0.0, 0
-        for numeric, indices, y in loader:
+        for *inputs, target in loader:
             optimizer.zero_grad()
-            loss = loss_fn(ddp(numeric, indices), y)
+            loss = family.loss(ddp(*inputs), target)
             loss.backward()
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            total += loss.item() * len(y)
-            count += len(y)
+            total += loss.item() * len(target)
+            count += len(target)
         seconds += time.perf_counter() - started
         samples += count * world_size
-        val_loss, val_auc = _evaluate(model, validation)
+        val_loss, val_auc = evaluate(family, model, validation)
         train_loss = total / max(count, 1)
         state["history"].append(
             {
@@ -269,9 +272,7 @@ def _train(
         history=state["history"],
     )
     if rank == 0:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(state["best_state"], model_dir / "model.pt")
-        spec.save(model_dir / "model_spec.json")
+        family.save_model(state["best_state"], job, model_dir)
         summary.save(run_dir / "summary.json")
     if distributed:
         dist.barrier()

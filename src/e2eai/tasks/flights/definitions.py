@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from e2eai.config import get_settings
-from e2eai.schema import view_features
+from e2eai.config import Settings, get_settings
+from e2eai.tasks.flights.schema import view_features
 
 if TYPE_CHECKING:
     from feast import Field
 
 SOURCES_DIR = "data"
+
+_APPLYING: contextvars.ContextVar[Settings | None] = contextvars.ContextVar(
+    "flight_definitions_settings", default=None
+)
+
+
+@contextlib.contextmanager
+def definitions_for(settings: Settings) -> Iterator[None]:
+    """The repo files describe ``settings`` (windows, source bucket) while this is active.
+
+    Feast imports the repo's files without arguments: outside this block (``feast apply`` on
+    the command line) they read the process's settings.
+    """
+    token = _APPLYING.set(settings)
+    try:
+        yield
+    finally:
+        _APPLYING.reset(token)
+
+
+def _settings() -> Settings:
+    return _APPLYING.get() or get_settings()
 
 
 def source_file(view: str) -> str:
@@ -26,7 +51,7 @@ def source_path(view: str, repo_dir: Path) -> str:
     Absolute, because Feast's DuckDB offline store resolves relative paths against the
     process's working directory rather than the repo.
     """
-    uri = get_settings().features.source_uri
+    uri = _settings().features.source_uri
     if uri:
         return f"{uri.rstrip('/')}/{view}.parquet"
     return str((repo_dir / source_file(view)).resolve())
@@ -37,7 +62,7 @@ def feast_schema(view: str) -> list[Field]:
     from feast import Field
     from feast.types import Float32, String
 
-    windows = get_settings().features.windows_hours
+    windows = _settings().features.windows_hours
     return [
         Field(
             name=f.name, dtype=Float32 if f.kind == "numeric" else String, description=f.description

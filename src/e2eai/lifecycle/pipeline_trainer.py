@@ -1,4 +1,4 @@
-"""``e2eai run``: the whole loop, locally, on the embedded defaults."""
+"""Training through the KFP training pipeline, run locally by kfp.local (as on a cluster)."""
 
 from __future__ import annotations
 
@@ -7,24 +7,13 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
 
-import typer
-
-from e2eai.cli.output import console, emit, user_errors
-
-if TYPE_CHECKING:
-    from e2eai.loop import TrainFn
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-
-
-def register(app: typer.Typer) -> None:
-    app.command("run")(run)
+from e2eai.config import Settings
+from e2eai.lifecycle.record import Progress, TrainFn, TrainingOutcome
 
 
 @contextlib.contextmanager
-def _stderr_to(path: Path) -> Iterator[None]:
+def stderr_to(path: Path) -> Iterator[None]:
     """Send everything written to file descriptor 2 (this process's logging and the task
     subprocesses kfp.local starts) to ``path`` for the duration."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,17 +29,20 @@ def _stderr_to(path: Path) -> Iterator[None]:
         os.close(saved)
 
 
-def pipeline_trainer(project_dir: Path | None = None) -> TrainFn:
-    """Train through the KFP training pipeline, run locally by kfp.local (as on a cluster)."""
+def pipeline_trainer(project_dir: Path | None = None, progress: Progress = print) -> TrainFn:
+    """A ``TrainFn`` that runs the KFP training pipeline locally with kfp.local.
+
+    The task logs go to ``<home>/pipelines/kfp-local.log``; ``progress`` hears where, and
+    how each run ended.
+    """
     from e2eai.errors import PipelineError
-    from e2eai.loop import TrainingOutcome
     from e2eai.pipeline.loader import load_training_pipeline
     from e2eai.pipeline.local_run import run_locally
     from e2eai.pipeline.run_settings import settings_to_json
 
     pipeline = load_training_pipeline(project_dir)
 
-    def train(settings, warm_start_from):
+    def train(settings: Settings, warm_start_from: int | None) -> TrainingOutcome:
         arguments = {
             "data_start": "",
             "data_end": "",
@@ -63,10 +55,10 @@ def pipeline_trainer(project_dir: Path | None = None) -> TrainFn:
             "settings_json": settings_to_json(settings),
         }
         log = settings.home / "pipelines" / "kfp-local.log"
-        console.print(f"  kfp.local pipeline run (task logs: {log})")
-        with _stderr_to(log):
+        progress(f"  kfp.local pipeline run (task logs: {log})")
+        with stderr_to(log):
             result = run_locally(pipeline, arguments, settings)
-        console.print(f"  pipeline {result.status} in {result.seconds:.0f} s")
+        progress(f"  pipeline {result.status} in {result.seconds:.0f} s")
         if result.status != "succeeded":
             raise PipelineError(f"training pipeline run failed: {result.error}")
         gates = [g.get("message", str(g)) for g in result.gates]
@@ -75,25 +67,3 @@ def pipeline_trainer(project_dir: Path | None = None) -> TrainFn:
         )
 
     return train
-
-
-def run(
-    engine: Annotated[
-        str,
-        typer.Option(help="Train through the KFP pipeline (kfp.local) or plain calls."),
-    ] = "kfp",
-    as_json: JsonOption = False,
-) -> None:
-    """Run the whole loop: data → Feast → champion → serve → fine-tuned canary → decision."""
-    from e2eai.config import get_settings
-    from e2eai.loop import run_loop, train_in_process
-
-    if engine not in ("kfp", "inprocess"):
-        raise typer.BadParameter("expected 'kfp' or 'inprocess'", param_hint="--engine")
-    with user_errors():
-        trainer = pipeline_trainer() if engine == "kfp" else train_in_process
-        record = run_loop(
-            get_settings(), progress=lambda m: console.print(f"[bold]▶[/] {m}"), train=trainer
-        )
-    emit(record.summary(), as_json, "loop finished")
-    console.print(f"report: {record.run_dir / 'report.html'}")

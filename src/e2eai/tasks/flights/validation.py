@@ -16,10 +16,7 @@ import pandera.pandas as pa
 from pandera.pandas import Check, Column, DataFrameSchema
 
 from e2eai.config import DataSettings
-
-REASON_CODE = "reason_code"
-REASON = "reason"
-SOURCE_ROW = "source_row"
+from e2eai.data.prepare import REASON, REASON_CODE, SOURCE_ROW
 
 KEY_COLUMNS: tuple[str, ...] = (
     "year", "month", "day", "sched_dep_time", "sched_arr_time", "carrier", "flight",

@@ -18,9 +18,9 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 import pandas as pd
 
-from e2eai.data.cleaning import airport_time_zones
-from e2eai.features.calendar import SCHEDULE_COLUMNS, schedule_columns
-from e2eai.schema import model_features, stats_defaults
+from e2eai.tasks.flights.calendar import SCHEDULE_COLUMNS, schedule_columns
+from e2eai.tasks.flights.cleaning import airport_time_zones
+from e2eai.tasks.flights.schema import model_features, stats_defaults
 
 SCHEDULED_DEPARTURE = "scheduled_departure"
 

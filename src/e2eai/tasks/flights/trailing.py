@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from e2eai.schema import EVENT_TIMESTAMP, LABEL, STATS_HEARTBEAT, stats_feature_names
+from e2eai.tasks.flights.schema import EVENT_TIMESTAMP, LABEL, STATS_HEARTBEAT, stats_feature_names
 
 _HOUR = pd.Timedelta(hours=1)
 

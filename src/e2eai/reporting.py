@@ -1,0 +1,61 @@
+"""HTML reports from the Jinja2 templates in ``e2eai/templates`` (autoescaped).
+
+One environment for every page (the data-quality report, the training report, the
+loop's run report) and one way to embed a plot in a self-contained page.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+
+def format_window(window: Mapping[str, Any] | None) -> str:
+    """A ``{"start", "end"}`` window as ``2013-05-01..2013-05-14`` (inclusive days)."""
+    if not window:
+        return "–"
+    return f"{window['start']}..{window['end']}"
+
+
+def format_metric(value: Any, missing: str = "–") -> str:
+    """A metric as four decimals; ``missing`` for None, anything else as it is."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return missing if value is None else str(value)
+
+
+@cache
+def _environment() -> Environment:
+    environment = Environment(
+        loader=PackageLoader("e2eai", "templates"),
+        # select_autoescape() alone matches only names ending in .html/.htm/.xml.
+        autoescape=select_autoescape(["html", "html.j2"]),
+        undefined=StrictUndefined,  # a missing value is a bug in the caller, not a blank
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["window"] = format_window
+    environment.filters["metric"] = format_metric
+    return environment
+
+
+def render(template: str, **context: Any) -> str:
+    """The page ``templates/<template>`` rendered with ``context``."""
+    return _environment().get_template(template).render(**context)
+
+
+def png_data_uri(png: str | Path | bytes | None) -> str | None:
+    """A PNG (file or bytes) as a ``data:`` URI for a self-contained page; None when the
+    file does not exist."""
+    if isinstance(png, bytes):
+        data = png
+    elif png and Path(png).is_file():
+        data = Path(png).read_bytes()
+    else:
+        return None
+    return "data:image/png;base64," + base64.b64encode(data).decode()

@@ -1,0 +1,82 @@
+"""The model families e2eai can train, by name, and loading a model directory by its family.
+
+Built in: ``torch_mlp`` (Wide & Deep MLP, DDP, HPO, warm start), ``hist_gb`` and ``logreg``
+(scikit-learn). ``register_family`` adds one (a CNN, a text encoder): every stage then
+trains, evaluates, exports and warm-starts it through the :class:`Family` interface.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from e2eai.errors import ModelArtifactError, TrainingConfigError
+from e2eai.training.family import Family, LoadedModel
+from e2eai.training.mlp_family import WideDeepFamily
+from e2eai.training.model_io import INFO_FILE, read_info
+from e2eai.training.sklearn_families import HistGradientBoostingFamily, LogisticRegressionFamily
+from e2eai.training.torch_family import TorchFamily
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    """Make ``family`` available under ``family.name`` (replacing one of that name)."""
+    _FAMILIES[family.name] = family
+    return family
+
+
+for _family in (WideDeepFamily(), HistGradientBoostingFamily(), LogisticRegressionFamily()):
+    register_family(_family)
+
+
+def registered_families() -> list[str]:
+    """Every name ``training.family`` accepts."""
+    return sorted(_FAMILIES)
+
+
+def family(name: str) -> Family:
+    """The family registered as ``name`` (TrainingConfigError naming the families if none)."""
+    try:
+        return _FAMILIES[name]
+    except KeyError:
+        raise TrainingConfigError(
+            f"training.family {name!r} is not a model family; registered families: "
+            f"{', '.join(registered_families())}"
+        ) from None
+
+
+def torch_family(name: str) -> TorchFamily:
+    """The family ``name``, which must train with the DDP worker."""
+    found = family(name)
+    if not isinstance(found, TorchFamily):
+        raise TrainingConfigError(f"the {name} family does not train with torch")
+    return found
+
+
+def searchable_families() -> list[str]:
+    """Families with a hyper-parameter search space."""
+    return [name for name in registered_families() if _FAMILIES[name].search_space is not None]
+
+
+def warm_startable_families() -> list[str]:
+    """Families that can continue from a registered version."""
+    return [name for name in registered_families() if _FAMILIES[name].supports_warm_start]
+
+
+def model_files() -> tuple[str, ...]:
+    """Files that can make up a model directory of any family (``model_info.json`` first)."""
+    files = [INFO_FILE]
+    for registered in _FAMILIES.values():
+        files += [name for name in registered.model_files if name not in files]
+    return tuple(files)
+
+
+def load_model(model_dir: Path) -> LoadedModel:
+    """Load the model saved in ``model_dir`` with the family its ``model_info.json`` names."""
+    name = read_info(model_dir)["family"]
+    if name not in _FAMILIES:
+        raise ModelArtifactError(
+            f"{model_dir / INFO_FILE}: unknown model family {name!r}; registered families: "
+            f"{', '.join(registered_families())}"
+        )
+    return _FAMILIES[name].load(model_dir)

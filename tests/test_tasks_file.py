@@ -219,3 +219,16 @@ def test_a_package_source_that_is_not_installed(tmp_path: Path) -> None:
     task = load_task_file(path)
     with pytest.raises(DataSourceError, match="package 'no_such_pkg_e2eai' is not installed"):
         task.prepare_data(Settings(home=tmp_path / "home", task_file=path))
+
+
+def test_a_task_file_brings_its_own_gate_margins_and_settings_still_win(tmp_path):
+    from e2eai.config import Settings
+    from e2eai.tasks.tabular import load_task_file
+
+    path = write(tmp_path, GOOD + "\n[gates]\nbaseline_margin = -0.01\n")
+    task = load_task_file(path, Settings(home=tmp_path))
+    assert task.gate_threshold(Settings(home=tmp_path), "baseline_margin") == -0.01
+    assert task.gate_threshold(Settings(home=tmp_path), "champion_tolerance") == 0.0
+    chosen = Settings(home=tmp_path, gates={"baseline_margin": 0.02})
+    assert task.gate_threshold(chosen, "baseline_margin") == 0.02
+    assert "champion_tolerance: " in fails(tmp_path, GOOD + "\n[gates]\nchampion_tolerance = -1\n")

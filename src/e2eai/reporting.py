@@ -16,10 +16,22 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 
 def format_window(window: Mapping[str, Any] | None) -> str:
-    """A ``{"start", "end"}`` window as ``2013-05-01..2013-05-14`` (inclusive days)."""
+    """A window of data in words: ``2013-05-01..2013-05-14`` (inclusive days) for a time
+    split, ``891 rows (20 %, seed 13)`` for a split by rows."""
     if not window:
         return "–"
-    return f"{window['start']}..{window['end']}"
+    if "start" in window:
+        return f"{window['start']}..{window['end']}"
+    share = window.get("fraction", window.get("pool_fraction"))
+    detail = ", ".join(
+        part
+        for part in (
+            f"{share:.0%}" if isinstance(share, float) else "",
+            f"seed {window['seed']}" if "seed" in window else "",
+        )
+        if part
+    )
+    return f"{window.get('rows', '?'):,} rows" + (f" ({detail})" if detail else "")
 
 
 def format_metric(value: Any, missing: str = "–") -> str:
@@ -59,3 +71,25 @@ def png_data_uri(png: str | Path | bytes | None) -> str | None:
     else:
         return None
     return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def figure_png(fig: Any) -> bytes:
+    """A matplotlib figure as PNG bytes (then closed), for :func:`png_data_uri`."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def plot_row_accounting(axes: Any, counts: Mapping[str, int]) -> None:
+    """The data stage's accounting (accepted / quarantined / excluded) as annotated bars."""
+    axes.bar(list(counts), list(counts.values()), color=["#4c72b0", "#dd8452", "#8c8c8c"])
+    axes.set_title("Row accounting")
+    for i, value in enumerate(counts.values()):
+        axes.annotate(f"{value:,}", (i, value), ha="center", va="bottom", fontsize=8)
+

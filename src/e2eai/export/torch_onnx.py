@@ -57,6 +57,31 @@ def _export_core(model: TabularMLP, spec: TabularSpec) -> onnx.ModelProto:
     return program.model_proto
 
 
+def _no_columns(output: str, like: str, dtype: int) -> list[onnx.NodeProto]:
+    """An [N, 0] tensor for a task without numeric (or categorical) inputs: N from ``like``."""
+    zero = helper.make_tensor(f"{output}__zero", dtype, [1], [0])
+    return [
+        helper.make_node("Shape", [like], [f"{output}__rows"], end=1, name=f"{output}_rows"),
+        helper.make_node(
+            "Constant",
+            [],
+            [f"{output}__width"],
+            value=helper.make_tensor(f"{output}__w", TensorProto.INT64, [1], [0]),
+            name=f"{output}_width",
+        ),
+        helper.make_node(
+            "Concat",
+            [f"{output}__rows", f"{output}__width"],
+            [f"{output}__shape"],
+            axis=0,
+            name=f"{output}_shape",
+        ),
+        helper.make_node(
+            "ConstantOfShape", [f"{output}__shape"], [output], value=zero, name=f"{output}_empty"
+        ),
+    ]
+
+
 def _lookup_prefix(spec: TabularSpec, task: Task, opset: int, ir_version: int) -> onnx.ModelProto:
     """Per-feature raw inputs → ``numeric`` and ``category_index`` tensors."""
     # Graph inputs in the task's order, whatever order the spec's tensors use.
@@ -67,9 +92,12 @@ def _lookup_prefix(spec: TabularSpec, task: Task, opset: int, ir_version: int) -
         for name, dtype in input_signature(task)
     ]
     nodes = []
-    nodes.append(
-        helper.make_node("Concat", spec.numeric, ["numeric"], axis=1, name="concat_numeric")
-    )
+    if spec.numeric:
+        nodes.append(
+            helper.make_node("Concat", spec.numeric, ["numeric"], axis=1, name="concat_numeric")
+        )
+    else:
+        nodes += _no_columns("numeric", inputs[0].name, TensorProto.FLOAT)
     index_names = []
     for name in spec.categorical:
         vocab = spec.vocab[name]
@@ -86,11 +114,14 @@ def _lookup_prefix(spec: TabularSpec, task: Task, opset: int, ir_version: int) -
                 default_int64=0,
             )
         )
-    nodes.append(
-        helper.make_node(
-            "Concat", index_names, ["category_index"], axis=1, name="concat_categories"
+    if index_names:
+        nodes.append(
+            helper.make_node(
+                "Concat", index_names, ["category_index"], axis=1, name="concat_categories"
+            )
         )
-    )
+    else:
+        nodes += _no_columns("category_index", inputs[0].name, TensorProto.INT64)
     graph = helper.make_graph(
         nodes,
         "category_lookup",

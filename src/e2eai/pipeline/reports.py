@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from e2eai.reporting import png_data_uri, render
+from e2eai.reporting import format_window, png_data_uri, render
 from e2eai.training.run import TrainingResult
 
 _HEADLINE = ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "f1", "rows")
@@ -23,8 +23,8 @@ def gates_markdown(result: TrainingResult) -> str:
     for gate in result.gates:
         mark = "yes" if gate.passed else "**no**"
         lines.append(f"| {gate.name} | {mark} | {gate.threshold:g} | {gate.message} |")
-    lines += ["", f"Holdout {result.holdout_window['start']} .. {result.holdout_window['end']}, "
-              f"training window {result.training_window}."]  # fmt: skip
+    lines += ["", f"Holdout {format_window(result.holdout_window)}, "
+              f"trained on {format_window(result.training_window)}."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

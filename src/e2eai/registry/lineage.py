@@ -109,6 +109,9 @@ class Lineage(_Record):
         None, min_length=1, description="Feast feature service that built the training set."
     )
     training_window: TrainingWindow | None = None
+    task: str | None = Field(
+        None, min_length=1, description="The prediction task the model serves (its name)."
+    )
     code_version: str = Field(
         default_factory=code_version,
         min_length=1,

@@ -72,6 +72,9 @@ class Task(ABC):
     baselines: tuple[str, ...] = BASELINES
     crosses: tuple[tuple[str, str], ...] = ()
     """Feature pairs the Wide & Deep family's wide path sees as hashed crosses."""
+    gates: tuple[tuple[str, float], ...] = ()
+    """The task's own gate margins (``baseline_margin``, ``champion_tolerance``): used where
+    the settings leave ``gates.<name>`` unset."""
     positive_name: str = "positive"
     """A word for the positive class in reports and the app (``delayed``, ``bad``)."""
 
@@ -93,6 +96,16 @@ class Task(ABC):
     @property
     def categorical_features(self) -> list[str]:
         return [f.name for f in self.features if f.kind == "categorical"]
+
+    def gate_threshold(self, settings: Settings, name: str) -> float:
+        """``gates.<name>`` as set, else the task's own, else the platform default."""
+        from e2eai import config
+
+        chosen = getattr(settings.gates, name)
+        if chosen is not None:
+            return float(chosen)
+        own = dict(self.gates)
+        return float(own[name]) if name in own else getattr(config, f"DEFAULT_{name.upper()}")
 
     def feature(self, name: str) -> Feature:
         for feature in self.features:

@@ -103,12 +103,23 @@ class TabularTask(Task):
             slices=spec.slices,
             families=spec.families,
             positive_name=positive_name,
+            gates=tuple(
+                (name, value)
+                for name, value in (spec.gates.model_dump() if spec.gates else {}).items()
+                if value is not None
+            ),
             file=file,
             spec=spec,
         )
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "task_file": str(self.file)}
+
+    def data_sources(self, settings: Settings) -> dict[str, str]:
+        from e2eai.tasks.table_source import package_file
+
+        source = self.source
+        return {"data": str(package_file(source)) if source.startswith(PACKAGE_PREFIX) else source}
 
     def prepare_data(self, settings: Settings) -> PreparedData:
         from e2eai.tasks.tabular_data import prepare_tabular

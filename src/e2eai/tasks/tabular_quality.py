@@ -7,7 +7,6 @@ plot of the accounting and the quarantine reasons.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pandas as pd
 
 from e2eai import jsonable
 from e2eai.data.prepare import REASON, REASON_CODE, SOURCE_ROW
-from e2eai.reporting import png_data_uri, render
+from e2eai.reporting import figure_png, plot_row_accounting, png_data_uri, render
 from e2eai.tasks.task_file import TaskFileSpec
 
 _SHOWN_QUARANTINE = 20
@@ -51,18 +50,11 @@ def _plot_png(counts: dict[str, int], reasons: dict[str, int]) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.4))
-    left.bar(list(counts), list(counts.values()), color=["#4c72b0", "#dd8452", "#8c8c8c"])
-    left.set_title("Row accounting")
-    for i, value in enumerate(counts.values()):
-        left.annotate(f"{value:,}", (i, value), ha="center", va="bottom", fontsize=8)
+    plot_row_accounting(left, counts)
     if reasons:
         right.barh(list(reasons), list(reasons.values()), color="#dd8452")
     right.set_title("Quarantined rows by reason")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def write_tabular_quality_report(

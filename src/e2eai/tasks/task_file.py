@@ -50,6 +50,17 @@ class DataSpec(_Strict):
     )
 
 
+class GatesSpec(_Strict):
+    """The task's own gate margins (``[gates]``); the settings' ``gates.*`` win when set."""
+
+    baseline_margin: float | None = Field(
+        None, description="ROC-AUC lead over the first baseline a candidate needs."
+    )
+    champion_tolerance: float | None = Field(
+        None, ge=0, description="How far a candidate may trail the champion's ROC-AUC."
+    )
+
+
 class LabelSpec(_Strict):
     column: str
     positive: Names | None = None
@@ -121,6 +132,7 @@ class TaskFileSpec(_Strict):
     data: DataSpec
     label: LabelSpec
     entity: EntitySpec | None = None
+    gates: GatesSpec | None = None
     columns: Annotated[tuple[ColumnSpec, ...], Field(min_length=1, strict=False)]
 
     @property

@@ -86,6 +86,20 @@ def _batches(dataset: Dataset) -> list[list[torch.Tensor]]:
     return list(DataLoader(dataset, batch_size=_EVALUATION_BATCH))
 
 
+MIN_STEPS_PER_EPOCH = 32
+"""A small table gets smaller batches: at least this many optimiser steps per epoch.
+
+Batch sizes tuned on a large table (1,024 rows over ~100,000 flights) leave a few thousand
+rows two steps an epoch, and the model barely moves (credit, 1,500 rows: ROC-AUC 0.78 vs
+logistic regression's 0.81). Large tables keep the configured size."""
+MIN_BATCH = 32
+
+
+def effective_batch_size(batch_size: int, rows: int) -> int:
+    """``batch_size``, capped so that an epoch over ``rows`` has MIN_STEPS_PER_EPOCH steps."""
+    return max(1, min(batch_size, max(MIN_BATCH, rows // MIN_STEPS_PER_EPOCH)))
+
+
 @torch.no_grad()
 def evaluate(family: TorchFamily, module: nn.Module, dataset: Dataset) -> tuple[float, float]:
     """(loss, metric) of ``module`` on ``dataset`` in eval mode."""
@@ -182,7 +196,7 @@ def _train(
     sampler: DistributedSampler = DistributedSampler(
         train, num_replicas=world_size, rank=rank, shuffle=True, seed=job.seed
     )
-    per_worker_batch = max(1, job.params.batch_size // world_size)
+    per_worker_batch = max(1, effective_batch_size(job.params.batch_size, len(train)) // world_size)
     loader = DataLoader(train, batch_size=per_worker_batch, sampler=sampler)
     scheduler = _scheduler(job.params.lr_schedule, optimizer, job.epochs * len(loader))
     if checkpoint is not None:

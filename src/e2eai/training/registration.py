@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from e2eai.config import Settings
-from e2eai.registry.lineage import Lineage
 from e2eai.tasks import Task, load_task
 from e2eai.training.champion import open_registry
 from e2eai.training.families import model_files
@@ -57,8 +56,7 @@ def candidate_lineage(result: TrainingResult, task: Task) -> dict[str, Any]:
         "training_window": result.training_window if task.time_based else None,
         "parent_version": result.parent_version,
     }
-    if "task" in Lineage.model_fields:  # registries that record the task by name
-        lineage["task"] = task.name
+    lineage["task"] = task.name
     return lineage
 
 

@@ -269,13 +269,13 @@ def run_training(
         baseline_gate(
             model_auc,
             metrics[reference.name]["roc_auc"],
-            settings.gates.baseline_margin,
+            task.gate_threshold(settings, "baseline_margin"),
             reference.title,
         ),
         champion_gate(
             model_auc,
             champion_auc,
-            settings.gates.champion_tolerance,
+            task.gate_threshold(settings, "champion_tolerance"),
             champion.version if champion else None,
         ),
     ]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from e2eai import jsonable
-from e2eai.reporting import png_data_uri, render
+from e2eai.reporting import figure_png, plot_row_accounting, png_data_uri, render
 from e2eai.tasks.flights.schema import LABEL
 
 
@@ -39,10 +38,7 @@ def _plot_png(profile: pd.DataFrame, counts: dict[str, int]) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
-    left.bar(list(counts), list(counts.values()), color=["#4c72b0", "#dd8452", "#8c8c8c"])
-    left.set_title("Row accounting")
-    for i, value in enumerate(counts.values()):
-        left.annotate(f"{value:,}", (i, value), ha="center", va="bottom", fontsize=8)
+    plot_row_accounting(left, counts)
     if not profile.empty:
         right.bar(profile["month"], profile["flights"], color="#4c72b0", alpha=0.6)
         right.set_ylabel("flights")
@@ -51,11 +47,7 @@ def _plot_png(profile: pd.DataFrame, counts: dict[str, int]) -> bytes:
         twin.plot(profile["month"], profile["delay_rate"], color="#c44e52", marker="o")
         twin.set_ylabel("delay rate", color="#c44e52")
     right.set_title("Accepted flights and delay rate by month")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def write_quality_report(report: dict[str, Any], flights: pd.DataFrame, out_dir: Path) -> Path:

@@ -92,4 +92,3 @@ def plot_row_accounting(axes: Any, counts: Mapping[str, int]) -> None:
     axes.set_title("Row accounting")
     for i, value in enumerate(counts.values()):
         axes.annotate(f"{value:,}", (i, value), ha="center", va="bottom", fontsize=8)
-

@@ -57,7 +57,7 @@ def _timed(steps: dict[str, float], name: str, fn):
 
 def child_data(home: Path) -> dict:
     """The data stage as one process runs it (a pipeline step, or `make run`)."""
-    from e2eai.features.store import apply_repo, default_materialize_window, materialize
+    from e2eai.tasks import load_task
     from e2eai.tasks.flights.feature_tables import build_feature_tables
     from e2eai.tasks.flights.prepare import prepare_flights
     from e2eai.tasks.flights.sources import read_raw_tables
@@ -67,10 +67,9 @@ def child_data(home: Path) -> dict:
     raw = _timed(steps, "ingest", lambda: read_raw_tables(settings.data.source, settings.artifacts))
     prepared = _timed(steps, "validate+clean", lambda: prepare_flights(settings, raw=raw))
     _timed(steps, "feature tables", lambda: build_feature_tables(settings))
-    _timed(steps, "feast apply", lambda: apply_repo(settings))
-    filled = _timed(
-        steps, "materialize", lambda: materialize(settings, *default_materialize_window(settings))
-    )
+    task = load_task(settings)
+    _timed(steps, "feast apply", lambda: task.apply_features(settings))
+    filled = _timed(steps, "materialize", lambda: task.materialize(settings))
     return {
         "steps_s": steps,
         "rows_in": prepared.rows_in,
@@ -83,13 +82,13 @@ def child_data(home: Path) -> dict:
 
 
 def child_retrieval(home: Path) -> dict:
-    from e2eai.features.store import training_set
+    from e2eai.tasks import load_task
 
     settings = _settings(home)
     out: dict[str, dict] = {}
     for name, (start, end) in WINDOWS.items():
         started = time.perf_counter()
-        frame = training_set(settings, start, end)
+        frame = load_task(settings).training_set(settings, start, end)
         seconds = time.perf_counter() - started
         out[name] = {
             "rows": len(frame),
@@ -116,7 +115,7 @@ def child_online(home: Path, lookups: int, repo: Path | None = None) -> dict:
     settings = _settings(home, repo)
     flights = feature_store.entity_frame(settings, date(2013, 12, 31), date(2013, 12, 31))
     request = flights_as_requests(flights.tail(1)).reset_index(drop=True)
-    store = open_feature_store(settings)
+    store = open_feature_store(settings.features.repo)
     entity_row = {
         "origin": request.at[0, "origin"],
         "tailnum": request.at[0, "tailnum"],

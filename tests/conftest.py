@@ -265,12 +265,7 @@ def flight_window_run(
     tmp_path_factory: pytest.TempPathFactory, raw_flight_tables: RawTables
 ) -> FlightWindowRun:
     """prepare → build → apply → materialize → training set, once, on real January flights."""
-    from e2eai.features.store import (
-        apply_repo,
-        default_materialize_window,
-        materialize,
-        training_set,
-    )
+    from e2eai.tasks import load_task
     from e2eai.tasks.flights.feature_tables import build_feature_tables
     from e2eai.tasks.flights.prepare import prepare_flights
 
@@ -280,13 +275,14 @@ def flight_window_run(
     copy_feature_repo(settings.features.repo)
     prepared = prepare_flights(settings, raw=flights_between(raw_flight_tables, start, end))
     tables = build_feature_tables(settings)
-    applied = apply_repo(settings)
-    materialized = materialize(settings, *default_materialize_window(settings))
+    task = load_task(settings)
+    applied = task.apply_features(settings)
+    materialized = task.materialize(settings)
     return FlightWindowRun(
         settings=settings,
         prepared=prepared,
         feature_rows=tables.rows,
         feature_views=applied.feature_views,
         online_entities=materialized.online_entities,
-        training=training_set(settings, start, end),
+        training=task.training_set(settings, start, end),
     )

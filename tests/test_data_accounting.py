@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 from conftest import flight_settings, flights_between
 
-from e2eai.data.prepare import PreparedData, prepare_data
+from e2eai.data.prepare import PreparedData
+from e2eai.tasks.flights.prepare import prepare_flights
 from e2eai.tasks.flights.schema import FLIGHT_ID
 from e2eai.tasks.flights.sources import RawTables
 
@@ -72,7 +73,7 @@ def injected(
     source = home / "flights.csv"
     slice_.to_csv(source, index=False)
     settings = flight_settings(home, START, END, source=str(source))
-    return prepare_data(settings), slice_, rows
+    return prepare_flights(settings), slice_, rows
 
 
 def _expected_exclusions(raw: pd.DataFrame, bad_rows: set[int]) -> Counter[str]:

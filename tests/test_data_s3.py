@@ -13,9 +13,9 @@ import pytest
 from conftest import flight_settings, flights_between
 
 from e2eai.config import Settings
-from e2eai.data.prepare import prepare_data
 from e2eai.errors import DataSourceError
 from e2eai.storage import sha256_bytes
+from e2eai.tasks.flights.prepare import prepare_flights
 from e2eai.tasks.flights.sources import RawTables
 
 DAY = date(2013, 1, 1)
@@ -47,7 +47,7 @@ def test_prepare_from_s3_with_the_snapshot_in_the_bucket(
     settings = _s3_settings(
         tmp_path, f"s3://{s3_bucket}/incoming/flights.csv", s3_bucket, s3_server
     )
-    prepared = prepare_data(settings)
+    prepared = prepare_flights(settings)
 
     rows = flights_csv.count(b"\n") - 1  # minus the header
     assert prepared.rows_in == rows == 843
@@ -89,12 +89,12 @@ def test_same_input_same_snapshot_wherever_it_comes_from(
 ) -> None:
     s3_client.put_object(Bucket=s3_bucket, Key="a/flights.csv", Body=flights_csv)
     s3_client.put_object(Bucket=s3_bucket, Key="b/copy.csv", Body=flights_csv)
-    first = prepare_data(
+    first = prepare_flights(
         _s3_settings(tmp_path / "1", f"s3://{s3_bucket}/a/flights.csv", s3_bucket, s3_server)
     )
     manifest_key = f"artifacts/snapshots/{first.snapshot[:16]}/manifest.json"
     stamp = s3_client.head_object(Bucket=s3_bucket, Key=manifest_key)["LastModified"]
-    again = prepare_data(
+    again = prepare_flights(
         _s3_settings(tmp_path / "2", f"s3://{s3_bucket}/b/copy.csv", s3_bucket, s3_server)
     )
     assert again.snapshot == first.snapshot
@@ -106,10 +106,10 @@ def test_same_input_same_snapshot_wherever_it_comes_from(
     # The same bytes from a local file give the same id; one changed byte gives another.
     local = tmp_path / "flights.csv"
     local.write_bytes(flights_csv)
-    from_disk = prepare_data(flight_settings(tmp_path / "3", DAY, DAY, source=str(local)))
+    from_disk = prepare_flights(flight_settings(tmp_path / "3", DAY, DAY, source=str(local)))
     assert from_disk.snapshot == first.snapshot
     local.write_bytes(flights_csv.replace(b"N14228", b"N14229", 1))
-    changed = prepare_data(flight_settings(tmp_path / "4", DAY, DAY, source=str(local)))
+    changed = prepare_flights(flight_settings(tmp_path / "4", DAY, DAY, source=str(local)))
     assert changed.snapshot != first.snapshot
 
 
@@ -118,5 +118,5 @@ def test_missing_s3_object_is_a_data_source_error(
 ) -> None:
     uri = f"s3://{s3_bucket}/nothing/here.csv"
     with pytest.raises(DataSourceError, match="cannot read object") as info:
-        prepare_data(_s3_settings(tmp_path, uri, s3_bucket, s3_server))
+        prepare_flights(_s3_settings(tmp_path, uri, s3_bucket, s3_server))
     assert info.value.source == uri

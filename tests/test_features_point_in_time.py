@@ -117,15 +117,16 @@ def _write_prepared(directory: Path) -> None:
 @pytest.fixture(scope="module")
 def synthetic_rows(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     """Training rows of the synthetic targets, indexed by flight id."""
-    from e2eai.features.store import apply_repo, training_set
+    from e2eai.tasks import load_task
 
     home = tmp_path_factory.mktemp("pit")
     settings = flight_settings(home, DAY, DAY)
     copy_feature_repo(settings.features.repo)
     _write_prepared(settings.data_dir / PREPARED)
     build_feature_tables(settings)
-    apply_repo(settings)
-    return training_set(settings, DAY, DAY).set_index(FLIGHT_ID)
+    task = load_task(settings)
+    task.apply_features(settings)
+    return task.training_set(settings, DAY, DAY).set_index(FLIGHT_ID)
 
 
 def test_weather_is_the_latest_observation_at_or_before_departure(synthetic_rows) -> None:

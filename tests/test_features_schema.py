@@ -19,7 +19,7 @@ def registry(flight_window_run):
     """The applied Feast registry of the session run."""
     from e2eai.features.store import open_feature_store
 
-    return open_feature_store(flight_window_run.settings)
+    return open_feature_store(flight_window_run.settings.features.repo)
 
 
 def test_feature_service_serves_exactly_the_schemas_feature_refs(registry) -> None:

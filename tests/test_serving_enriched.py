@@ -25,6 +25,7 @@ import pytest
 from onnx_fixtures import AIRPORTS, CARRIERS, DESTS, ENGINES, build_onnx_model
 
 from e2eai.config import ServingSettings, Settings
+from e2eai.serving.enricher import Enricher
 from e2eai.serving.processes import (
     PredictorProcess,
     free_port,
@@ -34,7 +35,6 @@ from e2eai.serving.processes import (
     wait_until_ready,
 )
 from e2eai.serving.rollout import ModelSource
-from e2eai.serving.transformer import Enricher
 from e2eai.tasks import load_task
 from e2eai.tasks.flights import schema
 from e2eai.tasks.flights.feature_tables import flights_as_requests

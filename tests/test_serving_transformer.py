@@ -61,7 +61,7 @@ def test_enricher_refuses_a_feature_repo_that_cannot_serve(tmp_path):
 
     from e2eai.config import Settings
     from e2eai.features.store import FeatureStoreError
-    from e2eai.serving.transformer import Enricher
+    from e2eai.serving.enricher import Enricher
     from e2eai.tasks import load_task
 
     with pytest.raises(FeatureStoreError, match=r"no feature_store\.yaml"):

@@ -18,7 +18,6 @@ import pytest
 
 from e2eai.config import Settings
 from e2eai.data.prepare import REASON, REASON_CODE, SOURCE_ROW
-from e2eai.features.store import materialize
 from e2eai.tasks import Task, load_task
 from e2eai.tasks.table_source import package_file
 
@@ -138,7 +137,7 @@ def payments_served(payments, payments_prepared):
     tables = task.build_feature_tables(settings)
     applied = task.apply_features(settings)
     window = task.materialize_window(settings)
-    materialized = materialize(settings, *window, task=task)
+    materialized = task.materialize(settings, *window)
     return tables, applied, window, materialized
 
 
@@ -291,7 +290,7 @@ def credit_prepared(credit):
     prepared = task.prepare_data(settings)
     task.build_feature_tables(settings)
     task.apply_features(settings)
-    materialize(settings, *task.materialize_window(settings), task=task)
+    task.materialize(settings)
     return prepared
 
 

@@ -79,7 +79,6 @@ def test_real_flights_with_other_windows_through_feast_training_and_export(
     from conftest import FLIGHT_WINDOW, copy_feature_repo, flights_between
 
     from e2eai.config import DataSettings, Settings, TrainingSettings
-    from e2eai.features.store import materialize
     from e2eai.tasks.flights.prepare import prepare_flights
 
     start, end = FLIGHT_WINDOW
@@ -103,7 +102,7 @@ def test_real_flights_with_other_windows_through_feast_training_and_export(
     prepare_flights(settings, raw=flights_between(raw_flight_tables, start, end))
     task.build_feature_tables(settings)
     task.apply_features(settings)
-    materialize(settings, *task.materialize_window(settings))
+    task.materialize(settings)
 
     result = run_training(settings)  # reads the training set from Feast
     assert read_info(result.model_dir)["features"] == task.feature_names

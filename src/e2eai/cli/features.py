@@ -37,10 +37,11 @@ def apply(as_json: JsonOption = False) -> None:
     from dataclasses import asdict
 
     from e2eai.config import get_settings
-    from e2eai.features.store import apply_repo
+    from e2eai.tasks import load_task
 
     with user_errors(), console.status("feast apply…"):
-        result = asdict(apply_repo(get_settings()))
+        settings = get_settings()
+        result = asdict(load_task(settings).apply_features(settings))
     emit(result, as_json, "feature repo applied")
 
 
@@ -52,13 +53,13 @@ def materialize(
     from dataclasses import asdict
 
     from e2eai.config import get_settings
-    from e2eai.features.store import default_materialize_window
-    from e2eai.features.store import materialize as run
+    from e2eai.tasks import load_task
 
     settings = get_settings()
-    first, last = default_materialize_window(settings)
     with user_errors(), console.status("materializing…"):
-        result = asdict(run(settings, _day(start, first), _day(end, last)))
+        task = load_task(settings)
+        first, last = task.materialize_window(settings)
+        result = asdict(task.materialize(settings, _day(start, first), _day(end, last)))
     emit(result, as_json, "online store filled")
 
 

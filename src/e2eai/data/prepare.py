@@ -1,7 +1,8 @@
 """The data stage: ingest → snapshot → validate → clean, with exact row accounting.
 
 What is particular to a task's data (its tables, checks and cleaning) is the task's
-``prepare_data``; this module holds what every task's data stage shares: the accounting
+``prepare_data`` (``Task.prepare_data(settings)`` runs the stage); this module holds what
+every task's data stage shares: the accounting
 (``rows_in = rows_accepted + rows_quarantined + rows_excluded`` always holds; every row
 that is not accepted is written with its reason) and the all-at-once publication of the
 outputs (a staging folder renamed into place, so a failed run leaves the previous outputs
@@ -17,15 +18,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from e2eai.config import Settings
 from e2eai.errors import E2eaiError
-
-if TYPE_CHECKING:
-    from e2eai.tasks import Task
 
 PREPARED = "prepared"
 REASON_CODE = "reason_code"
@@ -114,13 +111,6 @@ def write_manifest(directory: Path, snapshot_id: str, manifest_uri: str) -> None
     (directory / "manifest.json").write_text(
         json.dumps({"snapshot": snapshot_id, "manifest": manifest_uri}, indent=2)
     )
-
-
-def prepare_data(settings: Settings, task: Task | None = None) -> PreparedData:
-    """Run the data stage of ``task`` (default: the settings' task)."""
-    from e2eai.tasks import load_task
-
-    return (task or load_task(settings)).prepare_data(settings)
 
 
 def load_prepared(settings: Settings, names: tuple[str, ...]) -> dict[str, Path]:

@@ -1,10 +1,9 @@
 """The Feast feature store: apply a task's definitions, build training sets, materialize, serve.
 
-Two layers. Repo-level operations (``open_feature_store``, ``apply_objects``,
-``historical_features``, ``online_values``, ``materialize_repo``) work on any Feast repo and
-are what tasks build on. The stage functions (``apply_repo``, ``materialize``,
-``training_set``, ``online_model_columns``, ``warm_online_store``) take the settings and the
-task and ask the task what is particular to its data.
+Repo-level operations (``open_feature_store``, ``apply_objects``, ``apply_repo_files``,
+``historical_features``, ``online_values``, ``materialize_repo``) that work on any Feast repo:
+what tasks build their feature steps on (``Task.apply_features``, ``Task.materialize``,
+``Task.training_set``, ``Task.online_model_columns``). Nothing here knows a task.
 
 Feast is imported lazily (it costs seconds): the CLI's start-up never pays for it.
 """
@@ -24,23 +23,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from e2eai.config import Settings
 from e2eai.errors import E2eaiError
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-    from e2eai.tasks import Task
-
 
 class FeatureStoreError(E2eaiError):
     """The feature repo is missing, not applied, or has no data for a request."""
-
-
-def _task(settings: Settings, task: Task | None) -> Task:
-    from e2eai.tasks import load_task
-
-    return task or load_task(settings)
 
 
 def repo_dir(repo: Path) -> Path:
@@ -50,11 +40,11 @@ def repo_dir(repo: Path) -> Path:
     return repo
 
 
-def open_feature_store(settings: Settings, task: Task | None = None) -> FeatureStore:
-    """The task's Feast store (a fresh ``FeatureStore`` over its repo)."""
+def open_feature_store(repo: Path) -> FeatureStore:
+    """A fresh ``FeatureStore`` over the Feast repo ``repo``."""
     from feast import FeatureStore
 
-    return FeatureStore(repo_path=str(repo_dir(_task(settings, task).feature_repo(settings))))
+    return FeatureStore(repo_path=str(repo_dir(repo)))
 
 
 @contextlib.contextmanager
@@ -105,11 +95,6 @@ def apply_repo_files(repo: Path) -> AppliedRepo:
     )
 
 
-def apply_repo(settings: Settings, task: Task | None = None) -> AppliedRepo:
-    """Register the task's entities, views and service (``e2eai features apply``)."""
-    return _task(settings, task).apply_features(settings)
-
-
 def utc_day(day: date, end_of_day: bool = False) -> pd.Timestamp:
     moment = datetime.combine(day, time.max if end_of_day else time.min)
     return pd.Timestamp(moment, tz="UTC")
@@ -132,13 +117,6 @@ def historical_features(repo: Path, entity_df: pd.DataFrame, service: str) -> pd
     return store.get_historical_features(
         entity_df=entity_df, features=feature_service(store, service)
     ).to_df()
-
-
-def training_set(
-    settings: Settings, start: date | None = None, end: date | None = None, task: Task | None = None
-) -> pd.DataFrame:
-    """Point-in-time correct training rows of the task (``[start, end]`` for timed tasks)."""
-    return _task(settings, task).training_set(settings, start, end)
 
 
 @dataclass(frozen=True)
@@ -169,23 +147,6 @@ def materialize_repo(repo: Path, start: date, end: date) -> Materialized:
         feature_views=sorted(views),
         online_entities=online_row_counts(repo),
     )
-
-
-def materialize(
-    settings: Settings, start: date, end: date, task: Task | None = None
-) -> Materialized:
-    """Fill the task's online store with the latest values in ``[start, end]``.
-
-    A task whose inputs all arrive with the request has nothing to materialize.
-    """
-    task = _task(settings, task)
-    if not task.feature_refs():
-        return Materialized(str(start), str(end), [], {})
-    return materialize_repo(task.feature_repo(settings), start, end)
-
-
-def default_materialize_window(settings: Settings, task: Task | None = None) -> tuple[date, date]:
-    return _task(settings, task).materialize_window(settings)
 
 
 def online_row_counts(repo: Path) -> dict[str, int]:
@@ -246,19 +207,3 @@ def online_values(
     for key in entity_rows:
         values.pop(key, None)
     return values
-
-
-def online_model_columns(
-    settings: Settings, requests: Mapping[str, Any], task: Task | None = None
-) -> dict[str, np.ndarray]:
-    """Model input columns for validated request columns: the task's online enrichment."""
-    return _task(settings, task).online_model_columns(settings, requests)
-
-
-def warm_online_store(settings: Settings, task: Task | None = None) -> None:
-    """Open the serving store and answer one placeholder request before traffic arrives.
-
-    Raises :class:`FeatureStoreError` when the repo cannot serve (not applied, not
-    materialized).
-    """
-    _task(settings, task).warm_online_store(settings)

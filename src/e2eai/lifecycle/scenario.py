@@ -58,7 +58,6 @@ def _champion_and_challenger(settings: Settings, task: Task) -> tuple[Settings, 
 def train_in_process(settings: Settings, warm_start_from: int | None) -> TrainingOutcome:
     """The stages as plain library calls, in this process."""
     from e2eai.export.registered import export_registered
-    from e2eai.features.store import materialize
     from e2eai.registry import ModelRegistry
     from e2eai.tasks import load_task
     from e2eai.training import run_training
@@ -68,7 +67,7 @@ def train_in_process(settings: Settings, warm_start_from: int | None) -> Trainin
     task.prepare_data(settings)
     task.build_feature_tables(settings)
     task.apply_features(settings)
-    materialize(settings, *task.materialize_window(settings), task)
+    task.materialize(settings)
     result = run_training(settings, warm_start_from=warm_start_from)
     gates = [g.message for g in result.gates]
     if not result.passed:

@@ -120,7 +120,8 @@ def prepare_step(
     ``prepared`` receives the prepared tables (a directory), ``quality_report`` the HTML
     data-quality report.
     """
-    from e2eai.data.prepare import PREPARED, prepare_data
+    from e2eai.data.prepare import PREPARED
+    from e2eai.tasks import load_task
 
     started = time.perf_counter()
     settings = settings_from_json(settings_json)
@@ -137,7 +138,7 @@ def prepare_step(
     entry = cache.lookup("prepare", key)
     target = settings.data_dir / PREPARED
     if entry is None:
-        result = prepare_data(settings)
+        result = load_task(settings).prepare_data(settings)
         entry = cache.store("prepare", key, {PREPARED: result.directory}, result.summary())
         hit = False
     else:  # the library's own location is refreshed too: `e2eai features build` reads it
@@ -171,7 +172,6 @@ def features_step(
     the feature views read.
     """
     from e2eai.data.prepare import PREPARED
-    from e2eai.features.store import materialize
     from e2eai.pipeline.fingerprints import files_fingerprint
     from e2eai.tasks import load_task
 
@@ -209,7 +209,7 @@ def features_step(
             copy_into(prepared_dir, settings.data_dir / PREPARED)
         tables = task.build_feature_tables(settings)
         applied = task.apply_features(settings)
-        online = materialize(settings, first, last, task)
+        online = task.materialize(settings, first, last)
         summary = {
             "rows": tables.rows,
             "feature_views": applied.feature_views,

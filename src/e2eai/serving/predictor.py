@@ -28,7 +28,7 @@ from e2eai.serving.validation import (
 
 if TYPE_CHECKING:
     from e2eai.config import Settings
-    from e2eai.serving.transformer import Enricher
+    from e2eai.serving.enricher import Enricher
     from e2eai.tasks import Task
 
 OUTPUT_NAME = "probability"

@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     enricher = None
     if args.enrich:
-        from e2eai.serving.transformer import Enricher
+        from e2eai.serving.enricher import Enricher
 
         enricher = Enricher(settings, task)
     predictor = OnnxPredictor(

@@ -2,8 +2,8 @@
 
 Two ways to run it, measured side by side in ``bench/bench_serving.py``:
 
-- in-process: :class:`Enricher` plugged into the predictor (``--enrich``); no extra
-  network hop, one process to scale;
+- in-process: :class:`~e2eai.serving.enricher.Enricher` plugged into the predictor
+  (``--enrich``); no extra network hop, one process to scale;
 - separate: ``python -m e2eai.serving.transformer --predictor-host …`` runs
   :class:`Transformer`, a ``kserve.Model`` whose ``preprocess`` builds the V2 request
   for the predictor (the InferenceService's transformer component on the cluster).
@@ -18,47 +18,13 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from e2eai.errors import InvalidInferenceRequest
+from e2eai.serving.enricher import Enricher
 from e2eai.serving.model_server import loopback_model_server, quiet_request_logs
-from e2eai.serving.requests import columns_of, request_columns
 from e2eai.serving.validation import Tensor, tensors_from_v2_inputs
 
 if TYPE_CHECKING:
-    from e2eai.config import Settings
-    from e2eai.tasks import Task
-
-
-class Enricher:
-    """The task's requests → Feast online features → the model's ORT feed (as in training)."""
-
-    def __init__(self, settings: Settings, task: Task, *, warm: bool = True) -> None:
-        """``warm``: open the Feast store now (seconds), so the first request does not."""
-        self.settings = settings
-        self.task = task
-        self.max_rows = settings.serving.max_batch_rows
-        self.request_names = frozenset(f.name for f in task.request_fields)
-        if warm:
-            task.warm_online_store(settings)
-
-    def accepts(self, names: Any) -> bool:
-        """Whether a request with these field names is a raw request (not model inputs)."""
-        return set(names) == self.request_names
-
-    def model_input(self, request: Any) -> dict[str, np.ndarray]:
-        """The model-input columns for a request (V1 instances or V2 tensors)."""
-        requests = request_columns(self.task.request_fields, columns_of(request), self.max_rows)
-        return self.task.online_model_columns(self.settings, requests)
-
-    def __call__(self, request: Any) -> dict[str, np.ndarray]:
-        feed: dict[str, np.ndarray] = {}
-        for name, values in self.model_input(request).items():
-            if values.dtype == object:
-                # The ONNX graph takes the empty string as the unknown category.
-                values = np.array(["" if v is None else v for v in values], dtype=object)
-            feed[name] = values.reshape(-1, 1)
-        return feed
+    pass
 
 
 def _transformer_class() -> type:

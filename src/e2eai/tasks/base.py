@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from e2eai.config import Settings
     from e2eai.data.prepare import PreparedData
-    from e2eai.features.store import AppliedRepo
+    from e2eai.features.store import AppliedRepo, Materialized
 
 FAMILIES: tuple[str, ...] = ("torch_mlp", "hist_gb", "logreg")
 BASELINES: tuple[str, ...] = ("logreg", "hist_gb")
@@ -196,6 +196,19 @@ class Task(ABC):
         self, settings: Settings, requests: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
         """Model input columns for validated request columns, enriched from the online store."""
+
+    def materialize(
+        self, settings: Settings, start: date | None = None, end: date | None = None
+    ) -> Materialized:
+        """Fill the online store with the latest values in ``[start, end]`` (default: the
+        task's window). A task whose inputs all arrive with the request has nothing to load."""
+        from e2eai.features.store import Materialized, materialize_repo
+
+        default_start, default_end = self.materialize_window(settings)
+        start, end = start or default_start, end or default_end
+        if not self.feature_refs():
+            return Materialized(str(start), str(end), [], {})
+        return materialize_repo(self.feature_repo(settings), start, end)
 
     def warm_online_store(self, settings: Settings) -> None:  # noqa: B027 - optional hook
         """Open the serving store before traffic arrives (tasks with online features)."""

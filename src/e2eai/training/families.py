@@ -7,14 +7,21 @@ trains, evaluates, exports and warm-starts it through the :class:`Family` interf
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from e2eai.errors import ModelArtifactError, TrainingConfigError
 from e2eai.training.family import Family, LoadedModel
-from e2eai.training.mlp_family import WideDeepFamily
 from e2eai.training.model_io import INFO_FILE, read_info
-from e2eai.training.sklearn_families import HistGradientBoostingFamily, LogisticRegressionFamily
 from e2eai.training.torch_family import TorchFamily
+
+BUILTIN: tuple[str, ...] = (
+    "e2eai.training.mlp_family:WideDeepFamily",
+    "e2eai.training.sklearn_families:HistGradientBoostingFamily",
+    "e2eai.training.sklearn_families:LogisticRegressionFamily",
+)
+"""The built-in families, by where they live: loaded on the first lookup, so the registry
+stands below the families (and the DDP worker they train with) instead of beside them."""
 
 _FAMILIES: dict[str, Family] = {}
 
@@ -25,19 +32,28 @@ def register_family(family: Family) -> Family:
     return family
 
 
-for _family in (WideDeepFamily(), HistGradientBoostingFamily(), LogisticRegressionFamily()):
-    register_family(_family)
+def _registry() -> dict[str, Family]:
+    if not _BUILTIN_LOADED:
+        for path in BUILTIN:
+            module, _, name = path.partition(":")
+            built_in: Family = getattr(importlib.import_module(module), name)()
+            _FAMILIES.setdefault(built_in.name, built_in)  # a registered one of that name wins
+        _BUILTIN_LOADED.append(True)
+    return _FAMILIES
+
+
+_BUILTIN_LOADED: list[bool] = []
 
 
 def registered_families() -> list[str]:
     """Every name ``training.family`` accepts."""
-    return sorted(_FAMILIES)
+    return sorted(_registry())
 
 
 def family(name: str) -> Family:
     """The family registered as ``name`` (TrainingConfigError naming the families if none)."""
     try:
-        return _FAMILIES[name]
+        return _registry()[name]
     except KeyError:
         raise TrainingConfigError(
             f"training.family {name!r} is not a model family; registered families: "
@@ -55,18 +71,18 @@ def torch_family(name: str) -> TorchFamily:
 
 def searchable_families() -> list[str]:
     """Families with a hyper-parameter search space."""
-    return [name for name in registered_families() if _FAMILIES[name].search_space is not None]
+    return [name for name in registered_families() if _registry()[name].search_space is not None]
 
 
 def warm_startable_families() -> list[str]:
     """Families that can continue from a registered version."""
-    return [name for name in registered_families() if _FAMILIES[name].supports_warm_start]
+    return [name for name in registered_families() if _registry()[name].supports_warm_start]
 
 
 def model_files() -> tuple[str, ...]:
     """Files that can make up a model directory of any family (``model_info.json`` first)."""
     files = [INFO_FILE]
-    for registered in _FAMILIES.values():
+    for registered in _registry().values():
         files += [name for name in registered.model_files if name not in files]
     return tuple(files)
 
@@ -74,7 +90,7 @@ def model_files() -> tuple[str, ...]:
 def load_model(model_dir: Path) -> LoadedModel:
     """Load the model saved in ``model_dir`` with the family its ``model_info.json`` names."""
     name = read_info(model_dir)["family"]
-    if name not in _FAMILIES:
+    if name not in _registry():
         raise ModelArtifactError(
             f"{model_dir / INFO_FILE}: unknown model family {name!r}; registered families: "
             f"{', '.join(registered_families())}"

@@ -58,6 +58,22 @@ def test_synthetic_run_with_other_windows_trains_and_exports_the_tasks_features(
         export_local(settings, result.model_dir, task=flight_task())
 
 
+    # Serving validates against the same task: a request of its features is answered, and a
+    # server holding the default windows refuses the model when it loads, naming the input.
+    from e2eai.errors import ServingError
+    from e2eai.serving.client import placeholder_request
+    from e2eai.serving.predictor import OnnxPredictor
+    from e2eai.serving.validation import tensors_from_v2_inputs
+
+    predictor = OnnxPredictor("flight-delay", exported.onnx_path, task)
+    predictor.load()
+    tensors = tensors_from_v2_inputs(placeholder_request(task)["inputs"])
+    (probability,) = predictor.run(predictor.feed_from_tensors(tensors))
+    assert 0.0 <= probability <= 1.0
+    with pytest.raises(ServingError, match=r"no input .route_flights_24h"):
+        OnnxPredictor("flight-delay", exported.onnx_path, flight_task()).load()
+
+
 @pytest.fixture
 def windows_in_environment(monkeypatch):
     """The Feast definition files read the process's settings: give them the windows too."""

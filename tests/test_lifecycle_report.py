@@ -123,3 +123,18 @@ def test_templates_autoescape_and_images_embed(tmp_path: Path) -> None:
         monthly={"columns": ["month"], "rows": [["2013-01"]]},
     )
     assert "&lt;s&gt;" in page and "<td>3</td>" in page
+
+
+def test_windows_read_as_words_whether_days_rows_or_registry_records() -> None:
+    from datetime import date
+
+    from e2eai.registry.lineage import TrainingWindow
+    from e2eai.reporting import format_window
+
+    days = {"start": "2013-05-01", "end": "2013-05-14"}
+    assert format_window(days) == "2013-05-01..2013-05-14"
+    record = TrainingWindow(start=date(2013, 1, 1), end=date(2013, 4, 30))
+    assert format_window(record) == "2013-01-01..2013-04-30"  # what the registry hands back
+    rows = {"rows": 891, "fraction": 0.2, "seed": 13}
+    assert format_window(rows) == "891 rows (20%, seed 13)"
+    assert format_window(None) == "–"

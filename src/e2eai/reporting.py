@@ -20,8 +20,9 @@ def format_window(window: Mapping[str, Any] | None) -> str:
     split, ``891 rows (20 %, seed 13)`` for a split by rows."""
     if not window:
         return "–"
-    if "start" in window:
-        return f"{window['start']}..{window['end']}"
+    # A dict, or a registry record (TrainingWindow), which reads like one through .get().
+    if window.get("start") is not None:
+        return f"{window.get('start')}..{window.get('end')}"
     share = window.get("fraction", window.get("pool_fraction"))
     detail = ", ".join(
         part
@@ -31,7 +32,9 @@ def format_window(window: Mapping[str, Any] | None) -> str:
         )
         if part
     )
-    return f"{window.get('rows', '?'):,} rows" + (f" ({detail})" if detail else "")
+    rows = window.get("rows")
+    counted = f"{rows:,} rows" if isinstance(rows, int) else "rows"
+    return counted + (f" ({detail})" if detail else "")
 
 
 def format_metric(value: Any, missing: str = "–") -> str:

@@ -57,7 +57,6 @@ def test_synthetic_run_with_other_windows_trains_and_exports_the_tasks_features(
     with pytest.raises(ModelArtifactError, match=r"lacks: .*route_delay_rate_24h"):
         export_local(settings, result.model_dir, task=flight_task())
 
-
     # Serving validates against the same task: a request of its features is answered, and a
     # server holding the default windows refuses the model when it loads, naming the input.
     from e2eai.errors import ServingError

@@ -95,3 +95,16 @@ def plot_row_accounting(axes: Any, counts: Mapping[str, int]) -> None:
     axes.set_title("Row accounting")
     for i, value in enumerate(counts.values()):
         axes.annotate(f"{value:,}", (i, value), ha="center", va="bottom", fontsize=8)
+
+
+ACCOUNTING = ("rows_in", "rows_accepted", "rows_quarantined", "rows_excluded")
+"""The data stage's accounting keys: ``rows_in`` = the other three."""
+
+
+def accounting_counts(report: Mapping[str, Any]) -> dict[str, int]:
+    """Accepted / quarantined / excluded rows of a data-stage report (for the plot)."""
+    return {
+        "accepted": report["rows_accepted"],
+        "quarantined": report["rows_quarantined"],
+        "excluded": report["rows_excluded"],
+    }

@@ -207,3 +207,17 @@ def online_values(
     for key in entity_rows:
         values.pop(key, None)
     return values
+
+
+@contextlib.contextmanager
+def online_store_check(repo: Path) -> Iterator[None]:
+    """Turn whatever Feast or SQLite raise for a repo that cannot serve into one clear error."""
+    try:
+        yield
+    except FeatureStoreError:
+        raise
+    except Exception as exc:  # feast/sqlite raise their own types for a missing table
+        raise FeatureStoreError(
+            f"{repo}: the online store cannot serve ({exc}); run "
+            "`e2eai features apply` and `e2eai features materialize` first"
+        ) from exc

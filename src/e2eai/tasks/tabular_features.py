@@ -31,6 +31,7 @@ from e2eai.features.store import (
     apply_objects,
     as_list,
     historical_features,
+    online_store_check,
     online_values,
     utc_day,
 )
@@ -330,12 +331,5 @@ def tabular_warm_online_store(task: TabularTask, settings: Settings) -> None:
     spec = task.spec
     if not spec.store_columns:
         return
-    try:
+    with online_store_check(repo_path(settings, spec)):
         online_feature_values(task, settings, ["-"])
-    except FeatureStoreError:
-        raise
-    except Exception as exc:  # feast/sqlite raise their own types for a missing table
-        raise FeatureStoreError(
-            f"{repo_path(settings, spec)}: the online store cannot serve ({exc}); run "
-            "`e2eai features apply` and `e2eai features materialize` first"
-        ) from exc

@@ -14,7 +14,14 @@ import pandas as pd
 
 from e2eai import jsonable
 from e2eai.data.prepare import REASON, REASON_CODE, SOURCE_ROW
-from e2eai.reporting import figure_png, plot_row_accounting, png_data_uri, render
+from e2eai.reporting import (
+    ACCOUNTING,
+    accounting_counts,
+    figure_png,
+    plot_row_accounting,
+    png_data_uri,
+    render,
+)
 from e2eai.tasks.task_file import TaskFileSpec
 
 _SHOWN_QUARANTINE = 20
@@ -70,14 +77,9 @@ def write_tabular_quality_report(
     report = {**report, "columns": profile}
     (out_dir / "quality.json").write_text(jsonable.dumps(report, indent=2))
 
-    counts = {
-        "accepted": report["rows_accepted"],
-        "quarantined": report["rows_quarantined"],
-        "excluded": report["rows_excluded"],
-    }
-    accounting = ("rows_in", "rows_accepted", "rows_quarantined", "rows_excluded")
+    counts = accounting_counts(report)
     sections = {
-        "Row accounting": {k: report[k] for k in accounting},
+        "Row accounting": {k: report[k] for k in ACCOUNTING},
         "Quarantined by reason": report["quarantined_by_reason"],
         "Excluded by rule": report["excluded_by_reason"],
     }

@@ -8,7 +8,14 @@ from typing import Any
 import pandas as pd
 
 from e2eai import jsonable
-from e2eai.reporting import figure_png, plot_row_accounting, png_data_uri, render
+from e2eai.reporting import (
+    ACCOUNTING,
+    accounting_counts,
+    figure_png,
+    plot_row_accounting,
+    png_data_uri,
+    render,
+)
 from e2eai.tasks.flights.schema import LABEL
 
 
@@ -57,15 +64,10 @@ def write_quality_report(report: dict[str, Any], flights: pd.DataFrame, out_dir:
     report = {**report, "monthly": profile.to_dict(orient="records")}
     (out_dir / "quality.json").write_text(jsonable.dumps(report, indent=2))
 
-    counts = {
-        "accepted": report["rows_accepted"],
-        "quarantined": report["rows_quarantined"],
-        "excluded": report["rows_excluded"],
-    }
-    accounting = ("rows_in", "rows_accepted", "rows_quarantined", "rows_excluded")
+    counts = accounting_counts(report)
     weather = report["weather"]
     sections = {
-        "Row accounting": {k: report[k] for k in accounting},
+        "Row accounting": {k: report[k] for k in ACCOUNTING},
         "Quarantined by reason": report["quarantined_by_reason"],
         "Excluded by rule": report["excluded_by_reason"],
         "Missing values in accepted flights (share)": report["missing_share"],

@@ -13,6 +13,7 @@ from e2eai.features.store import (
     FeatureStoreError,
     as_list,
     historical_features,
+    online_store_check,
     online_values,
     repo_dir,
     utc_day,
@@ -129,15 +130,8 @@ def warm_online_store(settings: Settings) -> None:
         "scheduled_departure": np.array(["2013-01-01T00:00"], dtype="datetime64[ns]"),
         "distance": [1.0],
     }
-    try:
+    with online_store_check(settings.features.repo):
         online_model_columns(settings, placeholder)
-    except FeatureStoreError:
-        raise
-    except Exception as exc:  # feast/sqlite raise their own types for a missing table
-        raise FeatureStoreError(
-            f"{settings.features.repo}: the online store cannot serve ({exc}); run "
-            "`e2eai features apply` and `e2eai features materialize` first"
-        ) from exc
 
 
 def online_model_input(settings: Settings, requests: pd.DataFrame) -> pd.DataFrame:

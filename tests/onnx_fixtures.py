@@ -149,3 +149,14 @@ def feature_rows(
             {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in record.items()}
         )
     return rows
+
+
+def v2_body(row: dict | None = None) -> dict:
+    """A V2 JSON request of one row (``feature_rows(1)[0]`` unless given)."""
+    row = row if row is not None else feature_rows(1)[0]
+    return {
+        "inputs": [
+            {"name": f.name, "datatype": f.v2_datatype, "shape": [1, 1], "data": [row[f.name]]}
+            for f in schema.model_features()
+        ]
+    }

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from onnx_fixtures import build_onnx_model, feature_rows
+from onnx_fixtures import build_onnx_model, v2_body
 
 from e2eai.config import ServingSettings, Settings
 from e2eai.serving.local import LocalServing
-from e2eai.serving.processes import free_port, pid_alive, settings_env, start_router
+from e2eai.serving.processes import free_port, pid_alive, served_by, settings_env, start_router
 from e2eai.serving.rollout import ModelSource
-from e2eai.tasks.flights import schema
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 NAME = "flight-delay"
@@ -57,16 +56,6 @@ def no_canary(serving: LocalServing) -> Iterator[LocalServing]:
         serving.rollback()
 
 
-def _body() -> dict:
-    row = feature_rows(1)[0]
-    return {
-        "inputs": [
-            {"name": f.name, "datatype": f.v2_datatype, "shape": [1, 1], "data": [row[f.name]]}
-            for f in schema.model_features()
-        ]
-    }
-
-
 class SteadyLoad:
     """Client threads sending inferences back to back; every status is recorded."""
 
@@ -78,7 +67,7 @@ class SteadyLoad:
         self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
 
     def _run(self) -> None:
-        body = _body()
+        body = v2_body()
         with httpx.Client(base_url=self.endpoint, timeout=20) as client:
             while not self._stop.is_set():
                 try:
@@ -101,7 +90,7 @@ class SteadyLoad:
 
 def test_traffic_splits_by_weight(no_canary, models):
     state = no_canary.deploy(ModelSource.from_path(models["other"], "2"), 30)
-    body = _body()
+    body = v2_body()
     with httpx.Client(base_url=state.endpoint, timeout=10) as client:
         versions = [
             client.post(f"/v2/models/{NAME}/infer", json=body).headers["x-e2eai-version"]
@@ -115,17 +104,26 @@ def test_traffic_splits_by_weight(no_canary, models):
 
 def test_kill_9_of_the_canary_under_load_loses_no_request(no_canary, models):
     state = no_canary.deploy(ModelSource.from_path(models["other"], "2"), 50)
+    canary = no_canary.state().canary
+    server = served_by(canary.pid, canary.http_port)  # the predictor its supervisor runs
     with SteadyLoad(state.endpoint) as load:
         time.sleep(1.0)
-        os.kill(no_canary.state().canary.pid, signal.SIGKILL)
+        os.kill(server, signal.SIGKILL)
         killed_at = len(load.statuses)
         time.sleep(1.5)
-    assert killed_at > 10 and len(load.statuses) > killed_at + 10
+        during = len(load.statuses)
+        deadline = time.monotonic() + 15
+        while served_by(canary.pid, canary.http_port) in (None, server):
+            assert time.monotonic() < deadline, "the canary was not restarted"
+            time.sleep(0.1)
+        time.sleep(2.0)  # the router's health check sees it again
+    assert killed_at > 10 and during > killed_at + 10
     assert set(load.statuses) == {200}, {s: load.statuses.count(s) for s in set(load.statuses)}
-    assert "2" in load.versions[:killed_at]
-    assert set(load.versions[-5:]) == {"1"}
+    assert "2" in load.versions[:killed_at] and "2" in load.versions[during:]
+    assert "1" in load.versions[killed_at:during]
+    assert no_canary.state().canary.pid == canary.pid  # same supervisor, same port
     router = no_canary.describe()["router"]
-    assert {b["slot"]: b["healthy"] for b in router["backends"]}["canary"] is False
+    assert {b["slot"]: b["healthy"] for b in router["backends"]}["canary"] is True
     no_canary.rollback()
     assert no_canary.state().canary is None
 

@@ -210,15 +210,20 @@ def test_nan_token_and_broken_json_are_400_not_500(client):
 
 
 def test_oversized_payloads_are_413(client):
-    too_many_rows = _v2(feature_rows(501))
-    response = client.post(f"/v2/models/{NAME}/infer", json=too_many_rows)
-    assert response.status_code == 413  # body also exceeds 200 kB
+    # The byte limit (200 kB here), V2 and V1: refused before the body is parsed.
+    too_big = json.dumps(_v2(feature_rows(501)))
+    assert len(too_big) > 200_000
+    response = client.post(f"/v2/models/{NAME}/infer", content=too_big)
+    assert response.status_code == 413 and "limit of 200000 bytes" in response.json()["error"]
     rows = feature_rows(1)
     big = {"instances": [{f.name: rows[0][f.name] for f in FEATURES}] * 600}
     response = client.post(f"/v1/models/{NAME}:predict", json=big)
-    assert response.status_code == 413 and "limit" in response.json()["error"]
-    rows_only = {"instances": [{f.name: rows[0][f.name] for f in FEATURES}] * 501}
-    small = json.dumps(rows_only, separators=(",", ":"))
-    if len(small) <= 200_000:
-        response = client.post(f"/v1/models/{NAME}:predict", content=small)
-        assert response.status_code == 413 and "501 rows" in response.json()["error"]
+    assert response.status_code == 413 and "limit of 200000 bytes" in response.json()["error"]
+    # The row limit (500 here): 501 rows of short values fit in the byte limit.
+    short = {k: round(v, 1) if isinstance(v, float) else v for k, v in rows[0].items()}
+    too_many_rows = json.dumps(_v2([short] * 501), separators=(",", ":"))
+    assert len(too_many_rows) <= 200_000
+    response = client.post(f"/v2/models/{NAME}/infer", content=too_many_rows)
+    assert response.status_code == 413, response.text
+    assert "501 rows exceed the limit of 500" in response.json()["error"]
+    assert response.json()["field"] == FEATURES[0].name

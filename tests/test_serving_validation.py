@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx_fixtures import feature_rows
 
 from e2eai.config import Settings
@@ -15,6 +17,7 @@ from e2eai.serving.validation import (
     feed_from_instances,
     feed_from_tensors,
     model_input_specs,
+    numeric_column,
     tensors_from_v2_inputs,
 )
 from e2eai.tasks.flights import FlightTask, schema
@@ -153,3 +156,127 @@ def test_v1_instances_validate_the_same_way():
     assert info.value.field == "surprise" and "row 1" in str(info.value)
     with pytest.raises(InvalidInferenceRequest, match="instances"):
         feed_from_instances({"not": "a list"}, SPECS, 10)
+
+
+# -- hostile values: always InvalidInferenceRequest naming the field, never another error ----
+
+
+def _one_row_with(name: str, data: object) -> list[dict]:
+    inputs = _v2_inputs(feature_rows(1))
+    inputs[IDX[name]]["data"] = data
+    return inputs
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "fragment"),
+    [
+        ("distance", [10**400], "digits"),
+        ("distance", [-(10**400)], "digits"),
+        ("route_flights_24h", [1e300], "FP32 range"),
+        ("route_flights_24h", [10**39], "FP32 range"),
+        ("distance", [[[250.0]]], "expected a number, got a list"),
+        ("distance", [[250.0, 251.0]], "one value per row"),
+        ("distance", [[]], "one value per row"),
+        ("distance", [{}], "expected a number, got an object"),
+        ("distance", [[250.0], 251.0], "one value per row"),
+        ("distance", "250", "must be a list"),
+        ("carrier", [[["UA"]]], "expected a string, got a list"),
+        ("carrier", ["\ud800"], "surrogate"),
+    ],
+)
+def test_hostile_values_are_refused_naming_the_input(name, data, fragment):
+    with pytest.raises(InvalidInferenceRequest) as info:
+        _feed(_one_row_with(name, data))
+    assert info.value.field == name and info.value.status == 400
+    assert fragment in str(info.value)
+
+
+def test_a_list_nested_a_thousand_levels_is_refused_naming_the_input():
+    deep: object = 250.0
+    for _ in range(1000):
+        deep = [deep]
+    with pytest.raises(InvalidInferenceRequest) as info:
+        _feed(_one_row_with("distance", [deep]))
+    assert info.value.field == "distance"
+
+
+def test_a_boolean_among_numbers_is_refused_in_any_row():
+    rows = feature_rows(3)
+    inputs = _v2_inputs(rows)
+    inputs[IDX["distance"]]["data"][2] = True
+    with pytest.raises(InvalidInferenceRequest, match="row 2: expected a number, got bool"):
+        _feed(inputs)
+    instances = [{f.name: r[f.name] for f in schema.model_features()} for r in rows]
+    instances[1]["seats"] = False
+    with pytest.raises(InvalidInferenceRequest) as info:
+        feed_from_instances(instances, SPECS, 10)
+    assert info.value.field == "seats" and "row 1" in str(info.value)
+
+
+@pytest.mark.parametrize("value", [[100, 200], [], {}, "far", None])
+def test_v1_values_that_are_not_numbers_name_field_and_row(value):
+    instances = [{f.name: r[f.name] for f in schema.model_features()} for r in feature_rows(2)]
+    instances[1]["distance"] = value
+    with pytest.raises(InvalidInferenceRequest) as info:
+        feed_from_instances(instances, SPECS, 10)
+    assert info.value.field == "distance" and "row 1" in str(info.value)
+
+
+def test_no_rows_and_too_many_rows_name_the_field():
+    inputs = _v2_inputs(feature_rows(1))
+    for item in inputs:
+        item.update(shape=[0], data=[])
+    with pytest.raises(InvalidInferenceRequest) as info:
+        _feed(inputs)
+    assert info.value.field == "carrier" and "no rows" in str(info.value)
+    instances = [{f.name: r[f.name] for f in schema.model_features()} for r in feature_rows(3)]
+    with pytest.raises(InvalidInferenceRequest) as info:
+        feed_from_instances(instances, SPECS, 2)
+    assert info.value.field == "instances" and info.value.status == 413
+
+
+def test_made_up_names_are_cut_short_in_errors():
+    inputs = _v2_inputs(feature_rows(1))
+    inputs.append({**inputs[0], "name": "x" * 100_000})
+    with pytest.raises(InvalidInferenceRequest) as info:
+        _feed(inputs)
+    assert len(str(info.value)) < 300 and info.value.field.startswith("xxx")
+
+
+NUMBERS_OR_WORSE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.floats(),
+    st.floats(width=32),
+    st.text(max_size=5),
+    st.lists(st.floats(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from([s.name for s in SPECS if s.kind == "numeric"]),
+    values=st.lists(NUMBERS_OR_WORSE, min_size=1, max_size=4),
+)
+def test_the_vectorised_check_agrees_with_the_column_check(name, values):
+    """Whatever the values, the one-pass check of all inputs and the column-by-column check
+    accept the same requests, with the same float32 values, and refuse the same ones."""
+    rows = feature_rows(len(values))
+    instances = [{f.name: r[f.name] for f in schema.model_features()} for r in rows]
+    for row, value in zip(instances, values, strict=True):
+        row[name] = value
+    try:
+        expected = numeric_column(SPECS[IDX[name]], values)
+    except InvalidInferenceRequest as exc:
+        with pytest.raises(InvalidInferenceRequest) as info:
+            feed_from_instances(instances, SPECS, 10)
+        assert info.value.field == name and str(info.value) == str(exc)
+        return
+    feed = feed_from_instances(instances, SPECS, 10)
+    np.testing.assert_array_equal(feed[name][:, 0], expected)
+    for other in SPECS:
+        if other.kind == "numeric" and other.name != name:
+            column = numeric_column(other, [r[other.name] for r in rows])
+            np.testing.assert_array_equal(feed[other.name][:, 0], column)

@@ -219,6 +219,28 @@ class ServingSettings(_Section):
     canary_require_labels: bool = Field(
         False, description="Hold the rollout until labelled checks have enough samples."
     )
+    failover_wait_seconds: float = Field(
+        15.0,
+        description="How long the router holds a request while no predictor is healthy "
+        "(one is being restarted) before answering 503.",
+    )
+    healthy_wait_seconds: float = Field(
+        20.0,
+        description="How long promote/rollback wait for the model that is to take all the "
+        "traffic to be healthy before refusing (nothing changes then).",
+    )
+
+
+class AuthSettings(_Section):
+    """Who may change state: the admin bearer token of every control route (router, app)."""
+
+    admin_token: str | None = Field(
+        None,
+        repr=False,
+        description="Bearer token of state-changing calls (rollout, feedback, reload, model "
+        "load). Unset: a random one is generated on first use in <home>/admin_token (mode "
+        "0600), where the CLI finds it.",
+    )
 
 
 class PipelineSettings(_Section):
@@ -275,6 +297,7 @@ class Settings(BaseSettings):
     export: ExportSettings = ExportSettings()
     registry: RegistrySettings = RegistrySettings()
     serving: ServingSettings = ServingSettings()
+    auth: AuthSettings = AuthSettings()
     pipeline: PipelineSettings = PipelineSettings()
 
     @model_validator(mode="after")

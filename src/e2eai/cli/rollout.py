@@ -18,10 +18,13 @@ app = typer.Typer(no_args_is_help=True)
 
 
 def _manager() -> LocalServing:
+    import getpass
+
     from e2eai.config import get_settings
     from e2eai.serving.local import LocalServing
 
-    return LocalServing(get_settings())
+    # The audit log and the registry record who asked: this account, through the CLI.
+    return LocalServing(get_settings(), actor=f"{getpass.getuser()} (cli)")
 
 
 def _summary(status: RolloutStatus) -> dict[str, Any]:
@@ -54,10 +57,13 @@ def deploy(
 
 
 @app.command()
-def promote(as_json: JsonOption = False) -> None:
+def promote(
+    reason: Annotated[str, typer.Option(help="Why (recorded in the registry).")] = "manual",
+    as_json: JsonOption = False,
+) -> None:
     """Give the canary all traffic; drain and stop the old stable."""
     with user_errors():
-        status = _manager().promote()
+        status = _manager().promote(reason=f"promoted by hand: {reason}")
     emit(_summary(status), as_json, "Canary promoted")
 
 
@@ -94,11 +100,17 @@ def analyze(
 
 @app.command()
 def status(as_json: JsonOption = False) -> None:
-    """What serves where, the traffic split, health, and the latest canary decisions."""
+    """What serves where, the traffic split, health, and the latest canary decisions.
+
+    Exits 1 when a backend is down (the deployment is degraded), 0 when all are healthy.
+    """
     with user_errors():
         result = _manager().describe()
+    degraded = any(not b["healthy"] for b in result["router"]["backends"])
     if as_json:
         emit(result, True)
+        if degraded:
+            raise typer.Exit(1)
         return
     console.print(f"[bold]endpoint[/] {result['endpoint']}")
     for backend in result["router"]["backends"]:
@@ -112,4 +124,23 @@ def status(as_json: JsonOption = False) -> None:
             f"  {decision['decided_at'][:19]} {decision['action']:<8} "
             f"{decision['weight_before']}%→{decision['weight_after']}%  "
             f"{decision['reason']}"
+        )
+    if degraded:
+        raise typer.Exit(1)
+
+
+@app.command()
+def audit(
+    limit: Annotated[int, typer.Option(help="The last N records.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Who changed the deployment, what, why, and whether it happened (done/refused/failed)."""
+    records = _manager().audit(limit)
+    if as_json:
+        emit(records, True)
+        return
+    for r in records:
+        console.print(
+            f"{r['at'][:19]} {r['outcome']:<8} {r['action']:<18} {r.get('actor', '?'):<22} "
+            f"{r.get('reason', '')}" + (f"  [red]{r['error']}[/]" if r.get("error") else "")
         )

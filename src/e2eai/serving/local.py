@@ -9,11 +9,17 @@ then no request in flight) before it is stopped, so promote and rollback lose no
 
 from __future__ import annotations
 
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from e2eai.errors import ServingError
+from e2eai.auth import admin_token, bearer
+from e2eai.errors import E2eaiError, ServingError
 from e2eai.serving.canary_analysis import (
     CanaryDecision,
     CanaryPolicy,
@@ -23,7 +29,7 @@ from e2eai.serving.canary_analysis import (
     samples_from_router,
 )
 from e2eai.serving.processes import pid_alive, start_predictor, start_router, stop_process
-from e2eai.serving.registry_stages import record_stage
+from e2eai.serving.registry_stages import check_stage, record_stage
 from e2eai.serving.rollout import (
     PROMOTE_REASON,
     ROLLBACK_REASON,
@@ -64,11 +70,57 @@ def _rollout_status(state: ServingState) -> RolloutStatus:
 class LocalServing(Rollout):
     """Start, shift, promote, roll back and stop the local deployment described by the state."""
 
-    def __init__(self, settings: Settings, policy: CanaryPolicy | None = None) -> None:
+    def __init__(
+        self, settings: Settings, policy: CanaryPolicy | None = None, *, actor: str = "e2eai"
+    ) -> None:
         self.settings = settings
         self.policy = policy or CanaryPolicy.from_settings(settings)
+        self.actor = actor
         self.state_file = state_path(settings.home)
         self.decisions_file = serving_dir(settings.home) / "canary_decisions.jsonl"
+        self.audit_file = serving_dir(settings.home) / "audit.jsonl"
+        self._token: str | None = None
+
+    @property
+    def token(self) -> str:
+        """The admin token the router's control routes require."""
+        if self._token is None:
+            self._token = admin_token(self.settings)
+        return self._token
+
+    # -- audit -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _audited(self, action: str, reason: str, **detail: Any) -> Iterator[dict[str, Any]]:
+        """Record ``action`` with who asked, why, and whether it was done, refused or failed.
+
+        A ServingError (or another e2eai error) raised before anything changed is "refused";
+        anything else "failed". The body may add to the record through the yielded dict.
+        """
+        record: dict[str, Any] = {"action": action, "actor": self.actor, "reason": reason}
+        record.update(detail)
+        try:
+            yield record
+        except E2eaiError as exc:
+            self._audit({**record, "outcome": "refused", "error": str(exc)})
+            raise
+        except BaseException as exc:
+            self._audit({**record, "outcome": "failed", "error": f"{type(exc).__name__}: {exc}"})
+            raise
+        self._audit({**record, "outcome": "done"})
+
+    def _audit(self, record: dict[str, Any]) -> None:
+        self.audit_file.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"at": datetime.now(UTC).isoformat(), **record}, default=str)
+        with self.audit_file.open("a") as fh:
+            fh.write(line + "\n")
+
+    def audit(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The audit records of this deployment, oldest first (the last ``limit``)."""
+        if not self.audit_file.is_file():
+            return []
+        lines = [line for line in self.audit_file.read_text().splitlines() if line.strip()]
+        return [json.loads(line) for line in (lines[-limit:] if limit else lines)]
 
     # -- state -------------------------------------------------------------------------------
 
@@ -87,7 +139,9 @@ class LocalServing(Rollout):
 
     def _router_post(self, state: ServingState, path: str, body: dict[str, Any]) -> Any:
         try:
-            response = httpx.post(f"{state.endpoint}{path}", json=body, timeout=30)
+            response = httpx.post(
+                f"{state.endpoint}{path}", json=body, headers=bearer(self.token), timeout=30
+            )
         except httpx.HTTPError as exc:
             raise ServingError(f"router at {state.endpoint} unreachable: {exc}") from exc
         if response.status_code != 200:
@@ -96,11 +150,34 @@ class LocalServing(Rollout):
 
     def _router_get(self, state: ServingState, path: str) -> Any:
         try:
-            response = httpx.get(f"{state.endpoint}{path}", timeout=10)
+            response = httpx.get(f"{state.endpoint}{path}", headers=bearer(self.token), timeout=10)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise ServingError(f"router at {state.endpoint}: {exc}") from exc
         return response.json()
+
+    def _healthy(self, state: ServingState, slot: Slot) -> bool:
+        """The router's view: is the ``slot`` backend answering its readiness check?"""
+        backends = self._router_get(state, "/router/status").get("backends", [])
+        return any(b.get("slot") == slot and b.get("healthy") for b in backends)
+
+    def _require_healthy(self, state: ServingState, slot: Slot, why: str) -> None:
+        """Wait up to ``serving.healthy_wait_seconds`` for ``slot`` to be healthy, else refuse.
+
+        The model that is to take all the traffic must be serving: removing the other one
+        while it is down (being restarted) would leave no healthy backend.
+        """
+        deadline = time.monotonic() + self.settings.serving.healthy_wait_seconds
+        while not self._healthy(state, slot):
+            if time.monotonic() >= deadline:
+                backend = state.stable if slot == "stable" else state.canary
+                version = backend.version if backend else "?"
+                raise ServingError(
+                    f"refusing to {why}: the {slot} model v{version} is not healthy "
+                    f"(waited {self.settings.serving.healthy_wait_seconds:.0f} s); "
+                    "nothing was changed"
+                )
+            time.sleep(0.2)
 
     def _backend(self, slot: Slot, source: ModelSource, weight: int, **kw: Any) -> Backend:
         process = start_predictor(self.settings, source, slot=slot, **kw)
@@ -119,6 +196,11 @@ class LocalServing(Rollout):
 
     def start(self, source: ModelSource, *, port: int | None = None, **kw: Any) -> ServingState:
         """Serve ``source`` as the stable model behind a new router; return the state."""
+        with self._audited("serve", "start local serving", stable=source.version):
+            return self._start(source, port=port, **kw)
+
+    def _start(self, source: ModelSource, *, port: int | None = None, **kw: Any) -> ServingState:
+        check_stage(self.settings, source.registry_version, "champion")
         with state_lock(self.state_file):
             existing = read_state(self.state_file)
             if existing is not None and pid_alive(existing.router_pid):
@@ -146,7 +228,7 @@ class LocalServing(Rollout):
 
     def stop(self) -> None:
         """Stop the router and every predictor; forget the state."""
-        with state_lock(self.state_file):
+        with self._audited("stop", "stop local serving"), state_lock(self.state_file):
             state = read_state(self.state_file)
             if state is None:
                 return
@@ -182,68 +264,116 @@ class LocalServing(Rollout):
     def deploy(self, source: ModelSource, canary_percent: int, **kw: Any) -> RolloutStatus:
         """Start ``source`` as the canary and send it ``canary_percent`` % of the traffic.
 
-        ``kw`` goes to :func:`~e2eai.serving.processes.start_predictor` (``enrich`` …).
+        All or nothing: a version the registry may not move to ``canary`` is refused before
+        anything starts, and if the registry update fails after the canary joined the
+        traffic, the canary is taken out again. ``kw`` goes to
+        :func:`~e2eai.serving.processes.start_predictor` (``enrich`` …).
         """
-        if not 0 < canary_percent <= 100:
-            raise ServingError(f"--canary must be in 1..100, got {canary_percent}")
-        with state_lock(self.state_file):
-            state = self.state()
-            if state.canary is not None:
-                raise ServingError(
-                    f"canary {state.canary.version} is already deployed: promote or roll back"
-                )
-            canary = self._backend("canary", source, canary_percent, **kw)
-            assert state.stable is not None
-            state.stable.weight = 100 - canary_percent
-            state.canary = canary
-            self._save_and_reload(state, reset_samples=True)
-        record_stage(
-            self.settings, canary.registry_version, "canary", f"deployed at {canary_percent}%"
-        )
-        return _rollout_status(state)
+        with self._audited(
+            "deploy", f"canary at {canary_percent}%", canary=source.version
+        ) as record:
+            if not 0 < canary_percent <= 100:
+                raise ServingError(f"--canary must be in 1..100, got {canary_percent}")
+            with state_lock(self.state_file):
+                state = self.state()
+                if state.canary is not None:
+                    raise ServingError(
+                        f"canary {state.canary.version} is already deployed: promote or roll back"
+                    )
+                assert state.stable is not None
+                record["stable"] = state.stable.version
+                check_stage(self.settings, source.registry_version, "canary")
+                canary = self._backend("canary", source, canary_percent, **kw)
+                before = state.model_copy(deep=True)
+                state.stable.weight = 100 - canary_percent
+                state.canary = canary
+                try:
+                    self._save_and_reload(state, reset_samples=True)
+                    record_stage(
+                        self.settings,
+                        canary.registry_version,
+                        "canary",
+                        f"deployed at {canary_percent}% by {self.actor}",
+                    )
+                except BaseException:
+                    with contextlib.suppress(E2eaiError, OSError):
+                        self._save_and_reload(before, reset_samples=True)
+                    stop_process(canary.pid)
+                    raise
+            return _rollout_status(state)
 
     def set_canary_percent(self, percent: int) -> RolloutStatus:
-        with state_lock(self.state_file):
-            state = self.state()
-            if state.canary is None or state.stable is None:
-                raise ServingError("no canary is deployed")
-            state.canary.weight = percent
-            state.stable.weight = 100 - percent
-            self._save_and_reload(state)
-        return _rollout_status(state)
+        with self._audited("set_canary_percent", f"canary at {percent}%") as record:
+            if not 0 <= percent <= 100:
+                raise ServingError(f"canary percent must be in 0..100, got {percent}")
+            with state_lock(self.state_file):
+                state = self.state()
+                if state.canary is None or state.stable is None:
+                    raise ServingError("no canary is deployed")
+                record.update(stable=state.stable.version, canary=state.canary.version)
+                state.canary.weight = percent
+                state.stable.weight = 100 - percent
+                self._save_and_reload(state)
+            return _rollout_status(state)
 
     def promote(self, reason: str = PROMOTE_REASON) -> RolloutStatus:
-        """Canary takes all traffic; the old stable is drained and stopped."""
-        with state_lock(self.state_file):
-            state = self.state()
-            if state.canary is None or state.stable is None:
-                raise ServingError("no canary is deployed: nothing to promote")
-            old = state.stable
-            state.canary.weight, old.weight = 100, 0
-            self._save_and_reload(state)
-            self._router_post(state, "/router/drain", {"slot": "stable"})
-            new_stable = state.canary.model_copy(update={"slot": "stable", "weight": 100})
-            state.stable, state.canary = new_stable, None
-            self._save_and_reload(state, reset_samples=True)
-            stop_process(old.pid)
-        record_stage(self.settings, new_stable.registry_version, "champion", reason)
-        return _rollout_status(state)
+        """Canary takes all traffic; the old stable is drained and stopped.
+
+        Refused (nothing changes) unless the canary is healthy and the registry may make it
+        the champion; if the registry update fails, the traffic goes back as it was.
+        """
+        return self._hand_over("promote", reason, keep="canary", stage="champion")
 
     def rollback(self, reason: str = ROLLBACK_REASON) -> RolloutStatus:
-        """Stable takes all traffic back; the canary is drained and stopped."""
-        with state_lock(self.state_file):
-            state = self.state()
-            if state.canary is None or state.stable is None:
-                raise ServingError("no canary is deployed: nothing to roll back")
-            canary = state.canary
-            state.stable.weight, canary.weight = 100, 0
-            self._save_and_reload(state)
-            self._router_post(state, "/router/drain", {"slot": "canary"})
-            state.canary = None
-            self._save_and_reload(state, reset_samples=True)
-            stop_process(canary.pid)
-        record_stage(self.settings, canary.registry_version, "rejected", reason)
-        return _rollout_status(state)
+        """Stable takes all traffic back; the canary is drained and stopped.
+
+        Refused (nothing changes) while the stable model is not healthy: the canary would be
+        the last backend standing.
+        """
+        return self._hand_over("rollback", reason, keep="stable", stage="rejected")
+
+    def _hand_over(self, action: str, reason: str, *, keep: Slot, stage: str) -> RolloutStatus:
+        """All traffic to the ``keep`` slot, the other drained and stopped, all or nothing.
+
+        The registry records ``stage`` for the canary (champion when it is kept, rejected
+        when it is not) before anything is stopped: if that fails, the traffic split is
+        restored and the error raised.
+        """
+        with self._audited(action, reason) as record:
+            with state_lock(self.state_file):
+                state = self.state()
+                if state.canary is None or state.stable is None:
+                    verb = "promote" if keep == "canary" else "roll back"
+                    raise ServingError(f"no canary is deployed: nothing to {verb}")
+                record.update(stable=state.stable.version, canary=state.canary.version)
+                canary = state.canary
+                check_stage(self.settings, canary.registry_version, stage)
+                self._require_healthy(state, keep, "promote" if keep == "canary" else "roll back")
+                kept, gone = (
+                    (state.canary, state.stable)
+                    if keep == "canary"
+                    else (
+                        state.stable,
+                        state.canary,
+                    )
+                )
+                before = state.model_copy(deep=True)
+                kept.weight, gone.weight = 100, 0
+                self._save_and_reload(state)
+                try:
+                    self._router_post(state, "/router/drain", {"slot": gone.slot})
+                    record_stage(
+                        self.settings, canary.registry_version, stage, f"{reason} ({self.actor})"
+                    )
+                except BaseException:
+                    with contextlib.suppress(E2eaiError, OSError):
+                        self._save_and_reload(before)
+                    raise
+                state.stable = kept.model_copy(update={"slot": "stable", "weight": 100})
+                state.canary = None
+                self._save_and_reload(state, reset_samples=True)
+                stop_process(gone.pid)
+            return _rollout_status(state)
 
     # -- canary analysis ---------------------------------------------------------------------
 
@@ -262,7 +392,11 @@ class LocalServing(Rollout):
             canary_weight=state.canary.weight,
         )
         if apply:
-            decision = self.apply_decision(decision)
+            actor, self.actor = self.actor, "canary-analysis"
+            try:
+                decision = self.apply_decision(decision)
+            finally:
+                self.actor = actor
         record_decision(self.decisions_file, decision)
         return decision
 

@@ -18,13 +18,7 @@ from kserve import InferOutput, InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
 
 from e2eai.errors import InvalidInferenceRequest, ServingError
-from e2eai.serving.validation import (
-    InputSpec,
-    Tensor,
-    feed_from_instances,
-    feed_from_tensors,
-    model_input_specs,
-)
+from e2eai.serving.validation import InputSpec, ModelInputs, Tensor, model_input_specs
 
 if TYPE_CHECKING:
     from e2eai.config import Settings
@@ -131,6 +125,7 @@ class OnnxPredictor(Model):
         self.max_batch_rows = max_batch_rows
         self.enricher = enricher
         self.specs = model_input_specs(task)
+        self.inputs = ModelInputs(self.specs)
         self.onnx: OnnxModel | None = None
 
     def load(self) -> bool:
@@ -149,7 +144,7 @@ class OnnxPredictor(Model):
     def feed_from_tensors(self, tensors: list[Tensor]) -> dict[str, np.ndarray]:
         if self.enricher is not None and self.enricher.accepts(t.name for t in tensors):
             return self.enricher(tensors)
-        return feed_from_tensors(tensors, self.specs, self.max_batch_rows)
+        return self.inputs.feed_from_tensors(tensors, self.max_batch_rows)
 
     def feed_from_instances(self, instances: Any) -> dict[str, np.ndarray]:
         if (
@@ -160,11 +155,15 @@ class OnnxPredictor(Model):
             and self.enricher.accepts(instances[0])
         ):
             return self.enricher(instances)
-        return feed_from_instances(instances, self.specs, self.max_batch_rows)
+        return self.inputs.feed_from_instances(instances, self.max_batch_rows)
 
     def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         assert self.onnx is not None, "load() first"
         return self.onnx.predict(feed)
+
+    def v1_response(self, probability: np.ndarray) -> dict[str, Any]:
+        """The V1 ``predict`` answer for these probabilities."""
+        return {"predictions": probability.tolist(), "model_version": self.model_version}
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         """V2/gRPC ``InferRequest`` → ``InferResponse``; V1 ``{"instances": …}`` → predictions."""
@@ -185,8 +184,7 @@ class OnnxPredictor(Model):
                 )
             if not isinstance(payload, dict) or "instances" not in payload:
                 raise InvalidInferenceRequest("instances", "V1 body must be {'instances': [...]}")
-            probability = self.run(self.feed_from_instances(payload["instances"]))
-            return {"predictions": probability.tolist(), "model_version": self.model_version}
+            return self.v1_response(self.run(self.feed_from_instances(payload["instances"])))
         except InvalidInferenceRequest as exc:
             raise as_kserve_error(exc) from None
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from e2eai.auth import TOKEN_ENV, admin_token
 from e2eai.errors import ServingError
 from e2eai.serving.state import serving_dir
 
@@ -66,18 +67,7 @@ def wait_until_ready(url: str, pid: int | None, timeout: float, log_path: Path |
 
 def listens_on(pid: int, port: int) -> bool:
     """True when process ``pid`` (or a child of it) has a listening socket on ``port``."""
-    import psutil
-
-    try:
-        process = psutil.Process(pid)
-        family = [process, *process.children(recursive=True)]
-        return any(
-            conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
-            for member in family
-            for conn in member.connections(kind="tcp")  # psutil 5.9 name
-        )
-    except psutil.Error:
-        return False
+    return served_by(pid, port) is not None
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -109,19 +99,91 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _group_alive(pid: int) -> bool:
+    """True while any process of the group that ``pid`` leads exists (``pid`` itself reaped)."""
+    if pid_alive(pid):
+        return True
+    try:
+        os.killpg(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _signal(pid: int, signum: int) -> None:
+    # Serving processes lead their own group (a supervisor and the server it restarts):
+    # signal the whole group, so a server whose supervisor was killed is stopped too.
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
 def stop_process(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL."""
-    if not pid_alive(pid):
+    """SIGTERM ``pid`` and its process group, wait up to ``grace`` seconds, then SIGKILL."""
+    if not _group_alive(pid):
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+    _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not pid_alive(pid):
+        if not _group_alive(pid):
             return
         time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    _signal(pid, signal.SIGKILL)
+
+
+def served_by(pid: int, port: int) -> int | None:
+    """The pid of the process (``pid`` or a descendant) listening on ``port``, if any.
+
+    ``pid`` is a supervisor; this is the server it runs right now (it changes on a restart).
+    """
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        for member in [process, *process.children(recursive=True)]:
+            for conn in member.connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                    return member.pid
+    except psutil.Error:
+        return None
+    return None
+
+
+def supervised(command: list[str], name: str, ready_url: str) -> list[str]:
+    """``command`` run under :mod:`e2eai.serving.supervisor` (restarted when it dies, once it
+    has been ready at ``ready_url``)."""
+    return [
+        sys.executable,
+        "-m",
+        "e2eai.serving.supervisor",
+        "--name",
+        name,
+        "--ready-url",
+        ready_url,
+        "--",
+        *command,
+    ]
+
+
+def verify_version(settings: Settings, version: int) -> None:
+    """Refuse to serve a registry version any of whose artifacts does not match its record.
+
+    Not only ``model.onnx`` (checked again when it is fetched): a tampered ``metrics.json``
+    or lineage would make the registry's account of what serves untrue.
+    """
+    from e2eai.errors import ArtifactIntegrityError
+    from e2eai.registry import ModelRegistry
+
+    with ModelRegistry.from_settings(settings) as registry:
+        result = registry.verify(version)
+    if not result.ok:
+        bad = ", ".join(f"{a.name} ({a.status})" for a in result.artifacts if a.status != "ok")
+        raise ArtifactIntegrityError(
+            f"{result.name} v{version}: refusing to serve, artifacts do not match the "
+            f"registry's sha256 records: {bad} (see `e2eai registry verify {version}`)"
+        )
 
 
 @dataclass(frozen=True)
@@ -153,6 +215,8 @@ def start_predictor(
             f"local serving runs registry versions or ONNX files, not {source.storage_uri}: "
             "give the registry version or a local copy of the file"
         )
+    if source.registry_version is not None:
+        verify_version(settings, source.registry_version)
     path = resolve_model_path(
         settings,
         version=source.registry_version,
@@ -185,7 +249,11 @@ def start_predictor(
     env = {**os.environ, **settings_env(settings), **(extra_env or {})}
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # detached: outlives the CLI command that started it
-            command,
+            supervised(
+                command,
+                f"{slot}-{source.version}",
+                f"http://127.0.0.1:{http_port}/v2/health/ready",
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -241,27 +309,34 @@ def start_router(settings: Settings, state_file: Path, host: str, port: int) -> 
     log_path = serving_dir(settings.home) / "logs" / f"router-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
+        command = [
+            sys.executable,
+            "-m",
+            "e2eai.serving.router",
+            "--state",
+            str(state_file.resolve()),
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--failover-wait",
+            str(settings.serving.failover_wait_seconds),
+            "--max-body-bytes",
+            str(settings.serving.max_payload_bytes),
+        ]
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "e2eai.serving.router",
-                "--state",
-                str(state_file.resolve()),
-                "--host",
-                host,
-                "--port",
-                str(port),
-            ],
+            supervised(command, f"router-{port}", f"http://{host}:{port}/router/status"),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            # The token goes by environment (readable by this account only), never argv.
+            env={**os.environ, TOKEN_ENV: admin_token(settings)},
         )
     try:
         wait_until_ready(f"http://{host}:{port}/router/status", process.pid, 30, log_path)
         answered = httpx.get(f"http://{host}:{port}/router/status", timeout=5.0).json()
-        if answered.get("pid") != process.pid:  # someone else took the port meanwhile
+        if answered.get("pid") != served_by(process.pid, port):  # someone else took the port
             raise ServingError(
                 f"{host}:{port} answers from pid {answered.get('pid')}, not the router "
                 f"just started (pid {process.pid}); see {log_path}"

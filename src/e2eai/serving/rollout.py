@@ -91,7 +91,7 @@ class Rollout(ABC):
         if decision.action == "rollback":
             self.rollback(reason=decision.reason)
         elif decision.action == "promote":
-            self.promote()
+            self.promote(reason=f"{PROMOTE_REASON}: {decision.reason}")
         elif decision.action == "step":
             self.set_canary_percent(decision.weight_after)
         return decision.model_copy(update={"applied": decision.action != "hold"})

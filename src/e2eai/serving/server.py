@@ -1,112 +1,190 @@
 """The predictor process: ``kserve.ModelServer`` around :class:`OnnxPredictor`.
 
 Run as ``python -m e2eai.serving.server --onnx model.onnx --http-port 8085 --grpc-port 8086``
-(the local serving manager does exactly that). kserve serves V1, V2, gRPC, health, metadata
-and metrics; :class:`FastInferencePath` answers this model's V2 ``infer`` route itself: it
-parses with orjson (no pydantic model per request), validates against the schema, skips the
-per-request timing/latency logs, and supports the V2 binary tensor extension. The request
-path, not the model (~10 µs in ORT), is what costs here, so that is where the work went.
+(the local serving manager does exactly that). :class:`FastInferencePath`, outermost in
+kserve's app, answers this model's V2 ``infer`` and V1 ``predict`` routes itself: it reads the
+body up to the payload limit, parses with orjson (no pydantic model per request), validates
+against the schema, skips the per-request timing/latency logs, and supports the V2 binary
+tensor extension. The request path, not the model, is what costs here, so that is where the
+work went. The read-only routes it allows (health, metadata, metrics) go to kserve; nothing
+else does, so kserve's model-repository routes (load/unload) are not reachable. kserve's gRPC
+server serves the same model (bound as the HTTP listener is, see
+:func:`~e2eai.serving.model_server.loopback_model_server`).
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import logging
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
+from uuid import uuid4
 
 import orjson
 
 from e2eai.errors import InvalidInferenceRequest
 from e2eai.serving.model_server import loopback_model_server, quiet_request_logs
-from e2eai.serving.validation import tensors_from_v2_inputs
+from e2eai.serving.validation import is_unicode_text, tensors_from_v2_inputs
 
 log = logging.getLogger(__name__)
 
 _JSON = b"application/json"
 _OCTET = b"application/octet-stream"
 _HEADER_LENGTH = b"inference-header-content-length"
+_ECHOED_PATH = 120  # characters of an unknown path repeated in the 404 message
+_ALLOW_GET = [(b"allow", b"GET")]
+_ALLOW_POST = [(b"allow", b"POST")]
+_NO_VERSIONS = "model versions are not supported: use /v2/models/<name>/…"
+
+Headers = dict[bytes, bytes]
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
 
-def _nan_token_json(body: bytes) -> Any:
-    """Fallback parser: stdlib json accepts NaN/Infinity, so the error can name the field."""
-    return json.loads(
-        body,
-        parse_constant=lambda token: (
-            math.nan if token == "NaN" else (math.inf if token == "Infinity" else -math.inf)
-        ),
-    )
+def _json_constant(token: str) -> float:
+    return math.nan if token == "NaN" else (math.inf if token == "Infinity" else -math.inf)
+
+
+def parse_json_body(body: bytes) -> Any:
+    """The request body as JSON, or :class:`InvalidInferenceRequest` saying what is wrong.
+
+    orjson parses the valid bodies. What it refuses is parsed again by the stdlib, which
+    accepts NaN/Infinity and integers beyond float64, so that the error can name the field;
+    that parser auto-detects UTF-16/32 and skips a byte-order mark, so the body is first
+    decoded strictly as UTF-8 (V2 and V1 bodies are UTF-8 JSON, nothing else).
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        problem = str(exc)
+    if body.startswith(codecs.BOM_UTF8) or b"\x00" in body:
+        raise InvalidInferenceRequest(None, "body must be UTF-8 JSON (no byte-order mark)")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInferenceRequest(None, "body must be UTF-8 JSON") from None
+    try:
+        return json.loads(text, parse_constant=_json_constant)
+    except RecursionError:
+        raise InvalidInferenceRequest(None, "body is nested too deeply") from None
+    except ValueError:
+        raise InvalidInferenceRequest(None, f"body is not valid JSON: {problem}") from None
 
 
 class FastInferencePath:
-    """ASGI layer in front of kserve's app: serves ``POST /v2/models/<name>/infer`` directly.
+    """ASGI layer in front of kserve's app: this predictor's routes, and only those.
 
-    Everything else (health, metadata, V1, gRPC, metrics) passes through to kserve. Oversized
-    bodies are refused with 413 on every route before they are read.
+    - ``POST /v2/models/<name>/infer`` and ``POST /v1/models/<name>:predict`` are served here;
+      their bodies are read up to ``max_payload_bytes`` (413 beyond, with or without a
+      Content-Length) before anything parses them.
+    - ``GET`` on ``kserve_routes`` (health, metadata, metrics, docs) passes to kserve.
+    - Model versions, which kserve does not implement, are 501; everything else is 404.
+
+    Every answer given here is JSON ``{"error": …, "field": …}`` unless it is a prediction;
+    a client's request never produces a 5xx, and a bug produces a 500 with a request id (the
+    traceback goes to the log, once).
     """
 
-    def __init__(self, app: Any, predictor: Any, max_payload_bytes: int) -> None:
+    def __init__(
+        self, app: Any, predictor: Any, max_payload_bytes: int, kserve_routes: frozenset[str]
+    ) -> None:
         self.app = app
         self.predictor = predictor
         self.max_payload_bytes = max_payload_bytes
-        self.infer_path = f"/v2/models/{predictor.name}/infer"
+        self.kserve_routes = kserve_routes
+        name = predictor.name
+        self.served: dict[str, Callable[[bytes, Headers], Answer]] = {
+            f"/v2/models/{name}/infer": self.infer,
+            f"/v1/models/{name}:predict": self.predict_v1,
+        }
+        self.model_prefixes = (f"/v2/models/{name}/", f"/v1/models/{name}:")
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http":  # lifespan (websockets: kserve has no such route)
             await self.app(scope, receive, send)
+            return
+        path, method = scope["path"], scope["method"]
+        handler = self.served.get(path)
+        if handler is None:
+            if path in self.kserve_routes:
+                if method != "GET":
+                    await _respond(
+                        send, 405, _error_body(None, f"{method} is not allowed"), _ALLOW_GET
+                    )
+                elif _asks_for_a_version(scope.get("query_string", b"")):
+                    await _respond(send, 501, _error_body("model_version", _NO_VERSIONS))
+                else:
+                    await self.app(scope, receive, send)
+                return
+            status, message = self._unserved(path, method)
+            await _respond(send, status, _error_body(None, message))
+            return
+        if method != "POST":
+            await _respond(send, 405, _error_body(None, f"{method} is not allowed"), _ALLOW_POST)
             return
         headers = dict(scope["headers"])
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_payload_bytes:
-            await _respond(
-                send,
-                413,
-                _error_body(
-                    None,
-                    f"payload of {int(length)} bytes exceeds the limit of "
-                    f"{self.max_payload_bytes} bytes",
-                ),
-            )
+        encoding = headers.get(b"content-encoding")
+        if encoding is not None and encoding.lower() != b"identity":
+            message = f"Content-Encoding {encoding.decode('latin-1')[:20]} is not supported"
+            await _respond(send, 415, _error_body(None, message + ": send the body as is"))
             return
-        if scope["path"] != self.infer_path:
-            await self.app(scope, receive, send)
-            return
-        body = await self._read_body(receive)
+        body = await self._read_body(receive, headers.get(b"content-length"))
         if body is None:
-            await _respond(
-                send,
-                413,
-                _error_body(None, f"payload exceeds the limit of {self.max_payload_bytes} bytes"),
-            )
+            message = f"payload exceeds the limit of {self.max_payload_bytes} bytes"
+            await _respond(send, 413, _error_body(None, message))
             return
         try:
-            status, payload, extra = self.infer(body, headers)
+            status, payload, extra = handler(body, headers)
         except InvalidInferenceRequest as exc:
             status, payload, extra = exc.status, _error_body(exc.field, str(exc)), []
-        except Exception as exc:  # a bug, not the client's fault: say so, keep serving
-            log.exception("inference failed")
-            status, payload, extra = 500, orjson.dumps({"error": f"internal error: {exc}"}), []
+        except Exception:  # a bug, not the client's fault: say so, keep serving
+            request_id = uuid4().hex
+            log.exception("internal error answering %s (request id %s)", path, request_id)
+            payload = orjson.dumps({"error": "internal error", "request_id": request_id})
+            status, extra = 500, []
         await _respond(send, status, payload, extra)
 
-    async def _read_body(self, receive: Any) -> bytes | None:
+    def _unserved(self, path: str, method: str) -> tuple[int, str]:
+        if path.startswith("/v2/models/") and "/versions/" in path:
+            return 501, _NO_VERSIONS
+        if path.startswith(("/v2/models/", "/v1/models/")) and not path.startswith(
+            self.model_prefixes
+        ):
+            return 404, f"this predictor serves model {self.predictor.name!r} only"
+        return 404, f"{method:.10} {path[:_ECHOED_PATH]} is not served by the predictor"
+
+    async def _read_body(self, receive: Any, length: bytes | None) -> bytes | None:
+        """The body, or None once it is longer than the limit (it is not read further)."""
+        limit = self.max_payload_bytes
+        if length is not None and length.isdigit() and int(length) > limit:
+            return None
         chunks = []
         size = 0
         while True:
             message = await receive()
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_payload_bytes:
+            if size > limit:
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):
-                return b"".join(chunks)
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def infer(
-        self, body: bytes, headers: dict[bytes, bytes]
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    def predict_v1(self, body: bytes, headers: Headers) -> Answer:
+        """One V1 prediction: ``{"instances": [{feature: value}, …]}`` → predictions."""
+        request = parse_json_body(body)
+        if not isinstance(request, dict) or "instances" not in request:
+            raise InvalidInferenceRequest("instances", "V1 body must be {'instances': [...]}")
+        predictor = self.predictor
+        probability = predictor.run(predictor.feed_from_instances(request["instances"]))
+        return 200, orjson.dumps(predictor.v1_response(probability)), []
+
+    def infer(self, body: bytes, headers: Headers) -> Answer:
         """One V2 inference: (status, body, extra headers)."""
         header_length = headers.get(_HEADER_LENGTH)
         raw: memoryview | None = None
@@ -118,23 +196,21 @@ class FastInferencePath:
             cut = int(header_length)
             raw = memoryview(body)[cut:]
             body = body[:cut]
-        try:
-            request = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            try:
-                request = _nan_token_json(body)
-            except ValueError:
-                raise InvalidInferenceRequest(None, f"body is not valid JSON: {exc}") from None
+        request = parse_json_body(body)
         if not isinstance(request, dict):
             raise InvalidInferenceRequest(None, "body must be a JSON object")
         if "inputs" not in request:
             raise InvalidInferenceRequest("inputs", "missing (the V2 request has no 'inputs')")
-        tensors = tensors_from_v2_inputs(request["inputs"], raw)
-        predictor = self.predictor
-        probability = predictor.run(predictor.feed_from_tensors(tensors))
         request_id = request.get("id")
         if request_id is None:
             request_id = headers.get(b"x-request-id", b"").decode("latin-1")
+        elif not isinstance(request_id, str):
+            raise InvalidInferenceRequest("id", "must be a string")
+        elif not request_id.isascii() and not is_unicode_text(request_id):
+            raise InvalidInferenceRequest("id", "must be valid Unicode text")
+        tensors = tensors_from_v2_inputs(request["inputs"], raw)
+        predictor = self.predictor
+        probability = predictor.run(predictor.feed_from_tensors(tensors))
         response: dict[str, Any] = {
             "model_name": predictor.name,
             "model_version": predictor.model_version,
@@ -171,6 +247,13 @@ class FastInferencePath:
         return 200, orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY), []
 
 
+def _asks_for_a_version(query_string: bytes) -> bool:
+    """kserve's metadata and ready routes take ``?model_version=`` only to raise (501)."""
+    return bool(query_string) and "model_version" in parse_qs(
+        query_string.decode("latin-1"), keep_blank_values=True
+    )
+
+
 def _wants_binary_output(request: dict[str, Any]) -> bool:
     parameters = request.get("parameters")
     if isinstance(parameters, dict) and parameters.get("binary_data_output"):
@@ -185,10 +268,10 @@ def _wants_binary_output(request: dict[str, Any]) -> bool:
 
 
 def _error_body(field: str | None, message: str) -> bytes:
-    body: dict[str, Any] = {"error": message}
-    if field:
-        body["field"] = field
-    return orjson.dumps(body)
+    try:
+        return orjson.dumps({"error": message, "field": field})
+    except orjson.JSONEncodeError:  # a name the client made up, with a lone surrogate
+        return json.dumps({"error": message, "field": field}).encode()
 
 
 async def _respond(
@@ -197,30 +280,46 @@ async def _respond(
     headers = [(b"content-length", str(len(body)).encode())]
     if not extra or all(k != b"content-type" for k, _ in extra):
         headers.append((b"content-type", _JSON))
-    headers.extend(extra or [])
+    if extra:
+        headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
+def kserve_read_only_routes(app: Any, model_name: str) -> frozenset[str]:
+    """The GET routes of kserve's ``app`` the predictor exposes (docs only if kserve has them)."""
+    routes = {
+        "/v2",
+        "/v2/health/live",
+        "/v2/health/ready",
+        f"/v2/models/{model_name}",
+        f"/v2/models/{model_name}/ready",
+        "/v1/models",
+        f"/v1/models/{model_name}",
+        "/metrics",
+    }
+    if app.openapi_url:
+        routes.add(app.openapi_url)
+    if app.docs_url:
+        routes.add(app.docs_url)
+        if app.swagger_ui_oauth2_redirect_url:
+            routes.add(app.swagger_ui_oauth2_redirect_url)
+    return frozenset(routes)
+
+
 def install_fast_path(predictor: Any, max_payload_bytes: int) -> None:
-    """Put :class:`FastInferencePath` outermost in kserve's app and map 413s for kserve routes.
+    """Put :class:`FastInferencePath` outermost in kserve's app.
 
     kserve adds its own middleware when the server starts; wrapping ``build_middleware_stack``
-    keeps this layer outermost whatever kserve adds, so the hot route skips all of it.
+    keeps this layer outermost whatever kserve adds, so the hot routes skip all of it.
     """
-    from fastapi.responses import JSONResponse
     from kserve.model_server import app
 
-    from e2eai.serving.predictor import RejectedRequest
-
-    async def rejected_handler(_: Any, exc: RejectedRequest) -> JSONResponse:
-        return JSONResponse(status_code=exc.status, content={"error": str(exc)})
-
-    app.add_exception_handler(RejectedRequest, rejected_handler)
+    routes = kserve_read_only_routes(app, predictor.name)
     build = app.build_middleware_stack
 
     def build_with_fast_path() -> Any:
-        return FastInferencePath(build(), predictor, max_payload_bytes)
+        return FastInferencePath(build(), predictor, max_payload_bytes, routes)
 
     app.build_middleware_stack = build_with_fast_path  # type: ignore[method-assign]
 
@@ -289,6 +388,7 @@ def main(argv: list[str] | None = None) -> None:
         grpc_port=args.grpc_port or 8081,
         enable_grpc=bool(args.grpc_port),
         enable_latency_logging=args.stock,
+        event_loop="asyncio" if args.stock else "auto",  # stock: what kserve really runs
         workers=1,
     )
     if not args.stock:

@@ -25,10 +25,13 @@ $(STAMP): pyproject.toml requirements.lock
 run: install ## Run the whole loop locally on the embedded defaults (real 2013 flights)
 	$(BIN)/e2eai run
 
-system-deps: ## Install the OS packages tests use (PostgreSQL server), when missing
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  echo "installing postgresql (apt)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+system-deps: ## Install the OS packages tests use (PostgreSQL server, Chromium), when missing
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 test: install system-deps ## Lint and run the test suite

@@ -2,6 +2,7 @@
 
 PostgreSQL: ``postgres_server`` is a throwaway PostgreSQL cluster for the session (skipped if
 the server binaries or psycopg are missing); ``postgres_url`` is a fresh database on it.
+``restartable_postgres`` is a server of one test's own that the test can stop and start.
 
 S3: ``s3_server`` is one real moto S3 HTTP server on the loopback for the whole session (boto3
 talks to it over HTTP, exactly as to MinIO or AWS); ``s3_bucket`` is a fresh, empty bucket per
@@ -16,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -209,6 +211,106 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
             host=host, user="postgres", dbname="postgres", autocommit=True
         ) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class RestartablePostgres:
+    """A PostgreSQL server of one test's own, which the test stops and starts (an outage).
+
+    Same data directory and socket directory every time, so ``url`` stays valid across
+    restarts. Runs as the ``postgres`` account when the tests run as root.
+    """
+
+    def __init__(self, base: Path, postgres: str, run_as: dict[str, str | int]) -> None:
+        self.base = base
+        self.data = base / "data"
+        self.log = base / "server.log"
+        self.url = f"postgresql+psycopg://postgres@/postgres?host={base}"
+        self._postgres = postgres
+        self._run_as = run_as
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the server and wait until it accepts connections."""
+        import psycopg
+
+        assert not self.running, "the server is already running"
+        with self.log.open("ab") as log:  # a file, not a pipe nobody reads: it cannot fill up
+            self._process = subprocess.Popen(
+                # fsync off: the test is about the client riding out an outage, not crash
+                # durability of the server (a fast shutdown still checkpoints everything).
+                [
+                    self._postgres,
+                    *("-D", str(self.data), "-k", str(self.base)),
+                    *("-c", "listen_addresses=", "-c", "fsync=off"),
+                ],
+                stdout=log,
+                stderr=log,
+                **self._run_as,  # type: ignore[arg-type]
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                psycopg.connect(host=str(self.base), user="postgres", dbname="postgres").close()
+                return
+            except psycopg.OperationalError as exc:
+                if self.running and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                self.stop()
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"PostgreSQL did not start: {tail}") from exc
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Fast shutdown (SIGINT): open transactions are rolled back, clients cut off."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGINT)
+            try:
+                self._process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+
+@pytest.fixture
+def restartable_postgres() -> Iterator[RestartablePostgres]:
+    """A new PostgreSQL cluster for this test only, running; stop() and start() it at will."""
+    initdb, postgres = _postgres_binary("initdb"), _postgres_binary("postgres")
+    if initdb is None or postgres is None:
+        pytest.fail(
+            "PostgreSQL server binaries (initdb, postgres) not found on PATH or under "
+            "/usr/lib/postgresql/*/bin: run `make system-deps`"
+        )
+    run_as: dict[str, str | int] = {}
+    base = Path(tempfile.mkdtemp(prefix="e2eai-pg-restart-"))
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        import pwd
+
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.fail("running as root and there is no 'postgres' account to run the server")
+        run_as = {"user": "postgres", "group": account.pw_gid}
+        os.chown(base, account.pw_uid, account.pw_gid)
+    subprocess.run(
+        [initdb, "-D", str(base / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8", "-N"],
+        check=True,
+        capture_output=True,
+        **run_as,  # type: ignore[arg-type]
+    )
+    server = RestartablePostgres(base, postgres, run_as)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # -- Real flights through the data and feature stages ------------------------------------------

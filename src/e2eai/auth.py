@@ -8,6 +8,7 @@ in constant time and never log the token.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import secrets
@@ -60,3 +61,18 @@ def is_authorized(authorization: str | None, token: str) -> bool:
     if scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(value.strip().encode(), token.encode())
+
+
+def token_digest(token: str) -> bytes:
+    """What a server keeps of the token: its sha256, never the token itself."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def matches_digest(authorization: str | None, digest: bytes) -> bool:
+    """True when an ``Authorization`` header carries the token whose sha256 is ``digest``."""
+    if not authorization:
+        return False
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return False
+    return hmac.compare_digest(token_digest(value.strip()), digest)

@@ -243,6 +243,33 @@ class AuthSettings(_Section):
     )
 
 
+class AppSettings(_Section):
+    """The web application: its backend API, the database it keeps records in, where it
+    sends predictions."""
+
+    host: str = Field("127.0.0.1", description="Listen address (loopback unless configured).")
+    port: int = 8000
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the app database; unset: SQLite at <home>/app.db."
+    )
+    serving_url: str | None = Field(
+        None,
+        description="Base URL of the serving endpoint (the router, or an InferenceService); "
+        "unset: the local deployment's router from its state file.",
+    )
+    max_body_bytes: int = Field(1_000_000, description="Larger request bodies get 413.")
+    max_batch: int = Field(512, description="Most requests in one POST /api/predictions.")
+    band_thresholds: tuple[float, float] = Field(
+        (0.25, 0.5),
+        description="Risk bands: probability below the first is low, below the second "
+        "medium, else high.",
+    )
+    request_timeout_seconds: float = 10.0
+    cors_origins: tuple[str, ...] = Field(
+        (), description="Origins allowed to call the API from a browser (none by default)."
+    )
+
+
 class PipelineSettings(_Section):
     """Kubeflow Pipelines: the component image, local runs and the cluster training backend."""
 
@@ -298,6 +325,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     serving: ServingSettings = ServingSettings()
     auth: AuthSettings = AuthSettings()
+    app: AppSettings = AppSettings()
     pipeline: PipelineSettings = PipelineSettings()
 
     @model_validator(mode="after")
@@ -314,6 +342,9 @@ class Settings(BaseSettings):
             if task != "flights":
                 serving = self.serving.model_copy(update={"model_name": task.replace("_", "-")})
                 object.__setattr__(self, "serving", serving)
+        if self.app.database_url is None:
+            url = f"sqlite:///{self.home / 'app.db'}"
+            object.__setattr__(self, "app", self.app.model_copy(update={"database_url": url}))
         if "database_url" not in self.registry.model_fields_set:
             url = f"sqlite:///{self.home / 'registry.db'}"
             object.__setattr__(

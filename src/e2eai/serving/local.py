@@ -190,6 +190,7 @@ class LocalServing(Rollout):
             grpc_port=process.grpc_port,
             pid=process.pid,
             weight=weight,
+            enrich=bool(kw.get("enrich", False)),
         )
 
     # -- the deployment ----------------------------------------------------------------------
@@ -283,6 +284,8 @@ class LocalServing(Rollout):
                 assert state.stable is not None
                 record["stable"] = state.stable.version
                 check_stage(self.settings, source.registry_version, "canary")
+                # A canary takes the same requests as the stable it shares the traffic with.
+                kw.setdefault("enrich", state.stable.enrich)
                 canary = self._backend("canary", source, canary_percent, **kw)
                 before = state.model_copy(deep=True)
                 state.stable.weight = 100 - canary_percent

@@ -31,6 +31,7 @@ class Backend(BaseModel):
     grpc_port: int
     pid: int
     weight: int = Field(ge=0, le=100)
+    enrich: bool = False  # takes the task's raw requests (Feast enrichment in-process)
     started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property

@@ -1,0 +1,713 @@
+"""The app's backend: a FastAPI application over the app database and the serving layer.
+
+``create_app(settings)`` builds it. It never loads a model: ``POST /api/predictions`` sends the
+task's request fields to the serving endpoint (the predictor enriches them from Feast),
+stores every answer (through :class:`~e2eai.app.spool.RecordWriter`, so a database outage
+loses nothing) and returns probability, risk band, version and slot. Feedback, rollout
+actions and every other state change need the admin token; each admin action goes to the
+audit log with who and why. Anything a client sends wrong is a 4xx naming the field, never a
+500 or a traceback. ``/metrics`` is Prometheus text; ``/docs`` and ``/openapi.json`` describe
+the API with the task's own request fields.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at run
+# time, and the request models are classes built inside create_app.
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel, Field, model_validator
+
+from e2eai.app.schemas import (
+    Band,
+    CanaryIn,
+    DecisionInfo,
+    ErrorBody,
+    FeedbackIn,
+    FeedbackOut,
+    FeedbackStatus,
+    ModelInfo,
+    Models,
+    MonitoringReports,
+    Prediction,
+    PredictionItem,
+    PredictionPage,
+    Predictions,
+    ReasonIn,
+    RolloutInfo,
+    SlotInfo,
+    TaskField,
+    TaskInfo,
+    request_model,
+)
+from e2eai.app.serving_client import ServingClient, ServingRejected, ServingUnavailable
+from e2eai.auth import admin_token, matches_digest, token_digest
+from e2eai.errors import E2eaiError
+
+if TYPE_CHECKING:
+    from e2eai.app.store import AppStore, PredictionView
+    from e2eai.config import Settings
+    from e2eai.tasks import Task
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).with_name("static")
+_ERRORS = {
+    400: {"model": ErrorBody},
+    401: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+    409: {"model": ErrorBody},
+    413: {"model": ErrorBody},
+    422: {"model": ErrorBody},
+    503: {"model": ErrorBody},
+}
+
+
+class ApiError(Exception):
+    """An answer other than 200, with the field at fault."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        self.status = status
+        self.field = field
+        super().__init__(message)
+
+
+def band(probability: float, thresholds: tuple[float, float]) -> Band:
+    low, high = thresholds
+    return "low" if probability < low else ("medium" if probability < high else "high")
+
+
+def _field_path(loc: tuple[Any, ...]) -> str | None:
+    """``("body", "requests", 3, "carrier")`` → ``"requests[3].carrier"``."""
+    path = ""
+    for part in loc[1:] if loc and loc[0] in {"body", "query", "path"} else loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or None
+
+
+class Metrics:
+    """The app's Prometheus metrics, in a registry of its own (one per app instance)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "e2eai_app_requests_total",
+            "HTTP requests by route and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "e2eai_app_request_seconds",
+            "HTTP request latency by route.",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56),
+        )
+        self.predictions = Counter(
+            "e2eai_app_predictions_total",
+            "Predictions answered, by model version and slot.",
+            ["model_version", "slot"],
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "e2eai_app_feedback_total",
+            "Feedback received, by outcome.",
+            ["status"],
+            registry=self.registry,
+        )
+        self.spool_depth = Gauge(
+            "e2eai_app_spool_records",
+            "Prediction records waiting in the spool for the database.",
+            registry=self.registry,
+        )
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for bodies over ``limit`` bytes, chunked or not, before parsing."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await _too_large(send, self.limit)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await _too_large(send, self.limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    body = ErrorBody(error=f"request body exceeds {limit} bytes").model_dump_json().encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class Timing:
+    """ASGI middleware: request count and latency per route template (not per URL)."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", None) or (
+                "/static" if scope["path"].startswith("/static/") else "unmatched"
+            )
+            self.metrics.requests.labels(name, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(name).observe(time.perf_counter() - started)
+
+
+def _task_info(task: "Task") -> TaskInfo:
+    from e2eai.app.schemas import _example
+
+    return TaskInfo(
+        name=task.name,
+        description=task.description,
+        positive_name=task.positive_name,
+        fields=[
+            TaskField(
+                name=f.name,
+                type=f.type,
+                description=f.description,
+                required=not f.nullable,
+                minimum=f.minimum,
+                maximum=f.maximum,
+                max_length=f.max_length,
+                example=_example(f),
+            )
+            for f in task.request_fields
+        ],
+    )
+
+
+def _item(view: "PredictionView", thresholds: tuple[float, float]) -> PredictionItem:
+    record = view.record
+    feedback = view.feedback
+    return PredictionItem(
+        id=record.id,
+        request_id=record.request_id,
+        created_at=record.created_at,
+        probability=record.probability,
+        band=band(record.probability, thresholds),
+        model_version=record.model_version,
+        slot=record.slot,
+        latency_ms=record.latency_ms,
+        request=record.request,
+        feedback=None
+        if feedback is None
+        else FeedbackOut(
+            label=feedback.label, source=feedback.source, created_at=feedback.created_at
+        ),
+    )
+
+
+def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> FastAPI:
+    """The app for ``settings`` (its task, database, serving endpoint and admin token)."""
+    from e2eai.app.spool import RecordWriter
+    from e2eai.app.store import (
+        AppStore,
+        DatabaseUnavailable,
+        FeedbackConflict,
+        FeedbackRecord,
+        PredictionRecord,
+        UnknownPrediction,
+    )
+    from e2eai.tasks import load_task
+
+    task = load_task(settings)
+    store = store or AppStore.from_settings(settings)
+    metrics = Metrics()
+    digest = token_digest(admin_token(settings))
+    thresholds = settings.app.band_thresholds
+    Request_ = request_model(task)
+    max_batch = settings.app.max_batch
+
+    class PredictionsIn(BaseModel):
+        """One request (``request``) or a batch (``requests``), not both."""
+
+        model_config = {"extra": "forbid"}
+        request: Request_ | None = None  # type: ignore[valid-type]
+        requests: list[Request_] | None = Field(  # type: ignore[valid-type]
+            None, min_length=1, max_length=max_batch
+        )
+
+        @model_validator(mode="after")
+        def _one_of(self) -> "PredictionsIn":
+            if (self.request is None) == (self.requests is None):
+                raise ValueError("give either 'request' (one) or 'requests' (a batch)")
+            return self
+
+    PredictionsIn.__name__ = f"{Request_.__name__}s"
+    writer = RecordWriter(store, settings.home / "app" / "spool")
+    serving = ServingClient(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(store.migrate)
+        writer.start()
+        try:
+            yield
+        finally:
+            writer.close()
+            await serving.close()
+            store.close()
+
+    app = FastAPI(
+        title=f"e2eai — {task.name}",
+        description=task.description,
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,  # served below from the vendored Swagger UI: nothing from a CDN
+        responses=_ERRORS,  # type: ignore[arg-type]
+    )
+
+    def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
+        if not matches_digest(authorization, digest):
+            raise ApiError(401, "missing or wrong admin token (Authorization: Bearer <token>)")
+
+    Admin = Annotated[None, Depends(require_admin)]
+
+    def actor(request: Request) -> str:
+        client = request.client.host if request.client else "?"
+        return f"api ({client})"
+
+    # -- errors ------------------------------------------------------------------------------
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        body = ErrorBody(error=str(exc), field=exc.field)
+        return JSONResponse(body.model_dump(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        field = _field_path(tuple(first.get("loc", ())))
+        message = str(first.get("msg", "invalid request"))
+        body = ErrorBody(error=f"{field}: {message}" if field else message, field=field)
+        return JSONResponse(body.model_dump(), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, exc: Exception) -> JSONResponse:
+        reference = uuid.uuid4().hex[:12]
+        log.exception("internal error %s", reference)
+        return JSONResponse(
+            {"error": f"internal error (reference {reference})", "field": None}, status_code=500
+        )
+
+    # -- the task and predictions --------------------------------------------------------------
+
+    @app.get("/api/task", response_model=TaskInfo, tags=["predictions"])
+    async def get_task() -> TaskInfo:
+        """The task's request fields: what a prediction request carries."""
+        return _task_info(task)
+
+    @app.post("/api/predictions", response_model=Predictions, tags=["predictions"])
+    async def predict(body: PredictionsIn) -> Predictions:
+        """Predict for one request or a batch; every answer is stored."""
+        items = [body.request] if body.request is not None else list(body.requests or [])
+        instances = [item.model_dump(mode="json") for item in items]
+        request_id = uuid.uuid4().hex
+        try:
+            served = await serving.predict(instances, request_id)
+        except ServingRejected as exc:
+            field = exc.field
+            if field and body.request is not None:
+                field = f"request.{field}"
+            raise ApiError(exc.status if exc.status < 500 else 400, str(exc), field) from None
+        except ServingUnavailable as exc:
+            raise ApiError(503, str(exc)) from None
+        now = datetime.now(UTC)
+        records = [
+            PredictionRecord(
+                id=uuid.uuid4().hex,
+                request_id=request_id,
+                created_at=now,
+                task=task.name,
+                model_name=settings.serving.model_name,
+                model_version=served.model_version,
+                slot=served.slot,
+                request=instance,
+                probability=probability,
+                latency_ms=served.latency_ms,
+            )
+            for instance, probability in zip(instances, served.probabilities, strict=True)
+        ]
+        await run_in_threadpool(writer.write, records)
+        metrics.predictions.labels(served.model_version, served.slot).inc(len(records))
+        return Predictions(
+            predictions=[
+                Prediction(
+                    id=r.id,
+                    request_id=r.request_id,
+                    created_at=r.created_at,
+                    probability=r.probability,
+                    band=band(r.probability, thresholds),
+                    model_version=r.model_version,
+                    slot=r.slot,
+                    latency_ms=r.latency_ms,
+                )
+                for r in records
+            ]
+        )
+
+    @app.get("/api/predictions", response_model=PredictionPage, tags=["predictions"])
+    async def list_predictions(
+        since: datetime | None = None,
+        until: datetime | None = None,
+        model_version: Annotated[str | None, Query(max_length=64)] = None,
+        slot: Annotated[str | None, Query(pattern="^(stable|canary)$")] = None,
+        has_feedback: bool | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> PredictionPage:
+        """Stored predictions, newest first, with their feedback."""
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and value.tzinfo is None:
+                raise ApiError(422, f"{name}: give a time zone (e.g. Z)", name)
+        try:
+            page = await run_in_threadpool(
+                store.list_predictions,
+                since=since,
+                until=until,
+                model_version=model_version,
+                slot=slot,
+                has_feedback=has_feedback,
+                limit=limit,
+                cursor=cursor,
+            )
+        except DatabaseUnavailable as exc:
+            raise ApiError(503, str(exc)) from None
+        except ValueError as exc:  # a cursor the store did not issue
+            raise ApiError(400, f"cursor: {exc}", "cursor") from None
+        return PredictionPage(
+            items=[_item(v, thresholds) for v in page.items],
+            total=page.total,
+            next_cursor=page.next_cursor,
+        )
+
+    @app.get(
+        "/api/predictions/{prediction_id}", response_model=PredictionItem, tags=["predictions"]
+    )
+    async def get_prediction(prediction_id: str) -> PredictionItem:
+        try:
+            view = await run_in_threadpool(store.get_prediction, prediction_id[:64])
+        except DatabaseUnavailable as exc:
+            raise ApiError(503, str(exc)) from None
+        if view is None:
+            raise ApiError(404, f"no prediction {prediction_id[:64]!r}", "prediction_id")
+        return _item(view, thresholds)
+
+    @app.post(
+        "/api/predictions/{prediction_id}/feedback",
+        response_model=FeedbackStatus,
+        tags=["predictions"],
+    )
+    async def feedback(
+        prediction_id: str, body: FeedbackIn, _: Admin, request: Request
+    ) -> FeedbackStatus:
+        """The actual outcome of a prediction (admin token); the same label twice is stored
+        once, a different second label is a 409."""
+        record = FeedbackRecord(
+            prediction_id=prediction_id[:64],
+            label=body.label,
+            source=body.source,
+            created_at=datetime.now(UTC),
+        )
+        try:
+            status = await run_in_threadpool(store.add_feedback, record)
+        except UnknownPrediction:
+            metrics.feedback.labels("unknown").inc()
+            raise ApiError(404, f"no prediction {prediction_id[:64]!r}", "prediction_id") from None
+        except FeedbackConflict as exc:
+            metrics.feedback.labels("conflict").inc()
+            raise ApiError(409, str(exc), "label") from None
+        except DatabaseUnavailable as exc:
+            raise ApiError(503, f"{exc}: the feedback was not stored, send it again") from None
+        metrics.feedback.labels(status).inc()
+        if status == "stored":
+            await _forward_feedback(settings, store, prediction_id[:64], body.label)
+        return FeedbackStatus(status=status)
+
+    # -- models, rollout, monitoring -----------------------------------------------------------
+
+    @app.get("/api/models", response_model=Models, tags=["models"])
+    async def models() -> Models:
+        """Registered versions of the served model: stages, metrics, lineage, history."""
+
+        def read() -> list[ModelInfo]:
+            from e2eai.registry import ModelRegistry
+
+            with ModelRegistry.from_settings(settings) as registry:
+                versions = registry.list(settings.serving.model_name)
+            return [
+                ModelInfo(
+                    version=v.version,
+                    stage=str(v.stage.value if hasattr(v.stage, "value") else v.stage),
+                    family=v.family,
+                    metrics=v.metrics,
+                    created_at=v.created_at,
+                    lineage=v.lineage.model_dump(mode="json"),
+                    transitions=[
+                        {
+                            "from_stage": None if t.from_stage is None else str(t.from_stage),
+                            "to_stage": str(t.to_stage),
+                            "reason": t.reason,
+                            "at": t.at,
+                        }
+                        for t in v.transitions
+                    ],
+                )
+                for v in reversed(versions)
+            ]
+
+        return Models(models=await run_in_threadpool(read))
+
+    @app.get("/api/rollout", response_model=RolloutInfo, tags=["rollout"])
+    async def rollout() -> RolloutInfo:
+        """What serves now: the traffic split, health, and the canary decisions."""
+        return await run_in_threadpool(_rollout_info, settings)
+
+    async def _act(
+        action: str, reason: str, request: Request, call: Any, *args: Any
+    ) -> RolloutInfo:
+        from e2eai.serving.local import LocalServing
+
+        who = actor(request)
+        manager = LocalServing(settings, actor=who)
+        outcome, error = "done", ""
+        try:
+            await run_in_threadpool(getattr(manager, call), *args)
+        except E2eaiError as exc:
+            outcome, error = "refused", str(exc)
+        with contextlib.suppress(DatabaseUnavailable):
+            await run_in_threadpool(
+                lambda: store.add_audit(
+                    actor=who,
+                    action=action,
+                    outcome=outcome,
+                    reason=reason,
+                    detail={"args": [str(a) for a in args], "error": error},
+                )
+            )
+        if error:
+            raise ApiError(409, error)
+        return await run_in_threadpool(_rollout_info, settings)
+
+    @app.post("/api/rollout/canary", response_model=RolloutInfo, tags=["rollout"])
+    async def canary(body: CanaryIn, _: Admin, request: Request) -> RolloutInfo:
+        """Deploy a registry version as the canary at ``percent`` % (admin token)."""
+        from e2eai.serving.rollout import ModelSource
+
+        source = ModelSource.from_registry(body.version)
+        return await _act(
+            "deploy", body.reason or f"canary at {body.percent}%", request, "deploy", source,
+            body.percent,
+        )  # fmt: skip
+
+    @app.post("/api/rollout/promote", response_model=RolloutInfo, tags=["rollout"])
+    async def promote(body: ReasonIn, _: Admin, request: Request) -> RolloutInfo:
+        """Give the canary all traffic (admin token)."""
+        reason = f"promoted by hand: {body.reason or 'no reason given'}"
+        return await _act("promote", reason, request, "promote", reason)
+
+    @app.post("/api/rollout/rollback", response_model=RolloutInfo, tags=["rollout"])
+    async def rollback(body: ReasonIn, _: Admin, request: Request) -> RolloutInfo:
+        """Give stable all traffic back (admin token)."""
+        reason = f"rolled back by hand: {body.reason or 'no reason given'}"
+        return await _act("rollback", reason, request, "rollback", reason)
+
+    @app.get("/api/audit", tags=["rollout"])
+    async def audit(_: Admin, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
+        """Admin actions and decisions, newest first (admin token)."""
+        try:
+            return {"records": await run_in_threadpool(store.list_audit, limit)}
+        except DatabaseUnavailable as exc:
+            raise ApiError(503, str(exc)) from None
+
+    @app.get("/api/monitoring/reports", response_model=MonitoringReports, tags=["monitoring"])
+    async def monitoring_reports() -> MonitoringReports:
+        """Monitoring reports, newest first (none until monitoring has run)."""
+        folder = settings.home / "monitoring" / "reports"
+        reports = []
+        for path in sorted(folder.glob("*.html"), reverse=True) if folder.is_dir() else []:
+            reports.append(
+                {
+                    "window": path.stem,
+                    "url": f"/reports/{path.name}",
+                    "created_at": datetime.fromtimestamp(path.stat().st_mtime, UTC),
+                }
+            )
+        return MonitoringReports(reports=reports)
+
+    # -- operations ----------------------------------------------------------------------------
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        database = await run_in_threadpool(store.ping)
+        served = await serving.ready()
+        status = 200 if database and served else 503
+        return JSONResponse({"database": database, "serving": served}, status_code=status)
+
+    @app.get("/metrics", tags=["operations"])
+    async def prometheus() -> Response:
+        metrics.spool_depth.set(writer.depth)
+        return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")
+
+    reports = settings.home / "monitoring" / "reports"
+    app.mount("/reports", StaticFiles(directory=reports, check_dir=False), name="reports")
+    if (STATIC / "index.html").is_file():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+        @app.get("/docs", include_in_schema=False)
+        async def docs() -> HTMLResponse:
+            return get_swagger_ui_html(
+                openapi_url=app.openapi_url or "/openapi.json",
+                title=f"{app.title} - API docs",
+                swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+                swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+                swagger_favicon_url="data:,",
+            )
+
+        @app.get("/", include_in_schema=False)
+        async def index() -> FileResponse:
+            return FileResponse(STATIC / "index.html")
+
+    app.add_middleware(Timing, metrics=metrics)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit, limit=settings.app.max_body_bytes)  # type: ignore[arg-type]
+    if settings.app.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,  # type: ignore[arg-type]
+            allow_origins=list(settings.app.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.state.store = store
+    app.state.writer = writer
+    app.state.metrics = metrics
+    return app
+
+
+def _rollout_info(settings: "Settings") -> RolloutInfo:
+    from e2eai.errors import ServingError
+    from e2eai.serving.local import LocalServing
+
+    if settings.app.serving_url:
+        return RolloutInfo(serving=True, endpoint=settings.app.serving_url)
+    try:
+        described = LocalServing(settings).describe()
+    except ServingError:
+        return RolloutInfo(serving=False)
+    health = {b["slot"]: b for b in described["router"]["backends"]}
+
+    def slot(name: str) -> SlotInfo | None:
+        backend = described.get(name)
+        if backend is None:
+            return None
+        return SlotInfo(
+            version=backend["version"],
+            weight=backend["weight"],
+            healthy=bool(health.get(name, {}).get("healthy")),
+        )
+
+    return RolloutInfo(
+        serving=True,
+        endpoint=described["endpoint"],
+        stable=slot("stable"),
+        canary=slot("canary"),
+        decisions=[DecisionInfo.model_validate(d) for d in described["decisions"]],
+    )
+
+
+async def _forward_feedback(
+    settings: "Settings", store: "AppStore", prediction_id: str, label: int
+) -> None:
+    """Labels also go to the local router, whose canary analysis joins them by request id.
+
+    The app database is the record; the router's copy is best effort (a batch's request id
+    covers several predictions, which the router cannot label one by one, so it counts it as
+    invalid and moves on).
+    """
+    if settings.app.serving_url:
+        return
+    from e2eai.errors import ServingError
+    from e2eai.serving.local import LocalServing
+
+    view = await run_in_threadpool(store.get_prediction, prediction_id)
+    if view is None:
+        return
+    with contextlib.suppress(ServingError, OSError):
+        await run_in_threadpool(
+            LocalServing(settings).feedback,
+            [{"request_id": view.record.request_id, "labels": [label]}],
+        )

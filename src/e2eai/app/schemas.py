@@ -1,0 +1,196 @@
+"""The API's typed request and response models; the request model is built from the task.
+
+``request_model(task)`` turns the task's request fields (name, type, range, length) into a
+pydantic model, so another task gets its own form and validation without app code, and
+``/openapi.json`` documents each task's fields with an example. Everything else here is the
+fixed shape of the API's answers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+
+if TYPE_CHECKING:
+    from e2eai.schema import RequestField
+    from e2eai.tasks import Task
+
+Band = Literal["low", "medium", "high"]
+
+_TYPES: dict[str, Any] = {"str": str, "int": int, "float": float, "datetime": AwareDatetime}
+
+
+def _example(field: RequestField) -> Any:
+    """A plausible value for the docs' example (the field's description names one if it can)."""
+    if field.type == "datetime":
+        return "2013-06-01T08:00:00-04:00"
+    if field.type in {"int", "float"}:
+        low = field.minimum if field.minimum is not None else 0
+        value = max(low, min(field.maximum if field.maximum is not None else low + 1, 100))
+        return int(value) if field.type == "int" else float(value)
+    quoted = field.description.split("'")
+    return quoted[1] if len(quoted) >= 3 else "x"
+
+
+def request_model(task: Task) -> type[BaseModel]:
+    """The pydantic model of one prediction request of ``task`` (strict types, no extras)."""
+    fields: dict[str, Any] = {}
+    for f in task.request_fields:
+        python_type = _TYPES[f.type]
+        constraints: dict[str, Any] = {"description": f.description}
+        if f.minimum is not None:
+            constraints["ge"] = f.minimum
+        if f.maximum is not None:
+            constraints["le"] = f.maximum
+        if f.max_length is not None:
+            constraints["max_length"] = f.max_length
+        if f.type == "str":
+            constraints.setdefault("min_length", 0 if f.nullable else 1)
+        annotation = python_type | None if f.nullable else python_type
+        default = None if f.nullable else ...
+        fields[f.name] = (annotation, Field(default, **constraints))
+    example = {f.name: _example(f) for f in task.request_fields}
+    return create_model(
+        f"{task.name.title().replace('_', '').replace('-', '')}Request",
+        __config__=ConfigDict(
+            extra="forbid", strict=False, json_schema_extra={"examples": [example]}
+        ),
+        **fields,
+    )
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer: what is wrong, and the field at fault when there is one."""
+
+    error: str
+    field: str | None = None
+
+
+class TaskField(BaseModel):
+    name: str
+    type: Literal["str", "int", "float", "datetime"]
+    description: str
+    required: bool
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int | None = None
+    example: Any = None
+
+
+class TaskInfo(BaseModel):
+    name: str
+    description: str
+    positive_name: str
+    fields: list[TaskField]
+
+
+class Prediction(BaseModel):
+    id: str
+    request_id: str
+    created_at: datetime
+    probability: float = Field(ge=0, le=1)
+    band: Band
+    model_version: str
+    slot: str
+    latency_ms: float
+
+
+class Predictions(BaseModel):
+    predictions: list[Prediction]
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: Literal[0, 1] = Field(description="The actual outcome: 1 = positive (e.g. delayed).")
+    source: str = Field("api", max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class FeedbackOut(BaseModel):
+    label: int
+    source: str
+    created_at: datetime
+
+
+class FeedbackStatus(BaseModel):
+    status: Literal["stored", "duplicate"]
+
+
+class PredictionItem(Prediction):
+    request: dict[str, Any]
+    feedback: FeedbackOut | None = None
+
+
+class PredictionPage(BaseModel):
+    items: list[PredictionItem]
+    total: int
+    next_cursor: str | None = None
+
+
+class Transition(BaseModel):
+    from_stage: str | None
+    to_stage: str
+    reason: str
+    at: datetime
+
+
+class ModelInfo(BaseModel):
+    version: int
+    stage: str
+    family: str
+    metrics: dict[str, Any]
+    created_at: datetime
+    lineage: dict[str, Any]
+    transitions: list[Transition]
+
+
+class Models(BaseModel):
+    models: list[ModelInfo]
+
+
+class SlotInfo(BaseModel):
+    version: str
+    weight: int
+    healthy: bool
+
+
+class DecisionInfo(BaseModel):
+    decided_at: datetime
+    action: str
+    weight_before: int
+    weight_after: int
+    reason: str
+
+
+class RolloutInfo(BaseModel):
+    serving: bool
+    endpoint: str | None = None
+    stable: SlotInfo | None = None
+    canary: SlotInfo | None = None
+    decisions: list[DecisionInfo] = Field(default_factory=list)
+
+
+class CanaryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, description="Registry version to deploy as the canary.")
+    percent: int = Field(10, ge=1, le=100)
+    reason: str = Field("", max_length=500)
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field("", max_length=500)
+
+
+class MonitoringReport(BaseModel):
+    window: str
+    url: str
+    created_at: datetime
+
+
+class MonitoringReports(BaseModel):
+    reports: list[MonitoringReport]

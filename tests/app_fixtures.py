@@ -1,0 +1,142 @@
+"""A real app deployment for tests: a registry champion served with Feast enrichment behind
+the router, and ``e2eai app`` in its own process in front of it.
+
+``start_app_deployment(flight_window_run, home)`` uses the session's real ten-day Feast repo
+(see conftest.py's ``flight_window_run``), so requests are real 2013 flights as clients
+send them (local scheduled time with its offset). Stop it with ``deployment.stop()``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from onnx_fixtures import build_onnx_model
+
+from e2eai.auth import admin_token
+from e2eai.config import AppSettings, ServingSettings, Settings
+from e2eai.registry import ModelRegistry
+from e2eai.serving.local import LocalServing
+from e2eai.serving.processes import free_port, settings_env, stop_process, wait_until_ready
+from e2eai.serving.rollout import ModelSource
+from e2eai.tasks.flights import schema
+from e2eai.tasks.flights.feature_tables import flights_as_requests
+from e2eai.tasks.flights.model_input import departure_time_zones
+from e2eai.tasks.flights.store import entity_frame
+
+NAME = "flight-delay"
+
+
+def flight_requests(settings: Settings, hours: int = 2) -> list[dict[str, Any]]:
+    """Real flights of the last ``hours`` materialized hours, as a client sends them."""
+    day = settings.data.end
+    end = pd.Timestamp(day + timedelta(days=1), tz="UTC")
+    flights = entity_frame(settings, day, day)
+    flights = flights[flights[schema.EVENT_TIMESTAMP] >= end - pd.Timedelta(hours=hours)]
+    requests = flights_as_requests(flights)
+    zones = departure_time_zones(requests["origin"])
+    out = []
+    for (_, row), zone in zip(requests.iterrows(), zones, strict=True):
+        out.append(
+            {
+                "carrier": row["carrier"],
+                "flight": int(row["flight"]),
+                "origin": row["origin"],
+                "dest": row["dest"],
+                "tailnum": row["tailnum"],
+                "scheduled_departure": row["scheduled_departure"].tz_convert(zone).isoformat(),
+                "distance": float(row["distance"]),
+            }
+        )
+    return out
+
+
+def register_model(settings: Settings, onnx: Path, stage: str, tmp: Path) -> int:
+    metrics = tmp / f"metrics-{onnx.stem}.json"
+    metrics.write_text(json.dumps({"roc_auc": 0.76}))
+    with ModelRegistry.from_settings(settings) as registry:
+        return registry.register(
+            name=NAME,
+            family="logreg",
+            artifacts={"model.onnx": onnx, "metrics.json": metrics},
+            metrics={"roc_auc": 0.76},
+            params={},
+            lineage={"feature_service": "flight_delay_v1"},
+            stage=stage,
+        ).version
+
+
+@dataclass
+class AppDeployment:
+    """A served champion and the app in front of it."""
+
+    settings: Settings
+    url: str
+    token: str
+    manager: LocalServing
+    requests: list[dict[str, Any]]
+    versions: dict[str, int] = field(default_factory=dict)
+    app_pid: int = 0
+    log_path: Path | None = None
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def stop(self) -> None:
+        stop_process(self.app_pid, grace=5)
+        self.manager.stop()
+
+
+def start_app_deployment(flight_window_run: Any, home: Path, **app: Any) -> AppDeployment:
+    """Champion v1 (and a candidate v2) served with enrichment; ``e2eai app`` in front."""
+    base = flight_window_run.settings.model_dump(exclude={"home", "artifacts", "registry"})
+    # Its own home: registry, artifacts, app database and serving state; the session's
+    # Feast repo (materialized real flights) for enrichment.
+    settings = Settings.model_validate(
+        {
+            **base,
+            "home": home,
+            "serving": ServingSettings(port=free_port(), model_name=NAME).model_dump(),
+            "app": AppSettings(port=free_port(), **app).model_dump(),
+        }
+    )
+    home.mkdir(parents=True, exist_ok=True)
+    champion = register_model(settings, build_onnx_model(home / "champion.onnx"), "champion", home)
+    candidate = register_model(
+        settings, build_onnx_model(home / "candidate.onnx", seed=21), "candidate", home
+    )
+    manager = LocalServing(settings, actor="tests")
+    manager.start(ModelSource.from_registry(champion), enrich=True)
+    deployment = AppDeployment(
+        settings=settings,
+        url=f"http://127.0.0.1:{settings.app.port}",
+        token=admin_token(settings),
+        manager=manager,
+        requests=flight_requests(settings),
+        versions={"champion": champion, "candidate": candidate},
+    )
+    log_path = home / "app.log"
+    env = {**os.environ, **settings_env(settings)}
+    try:
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [str(Path(sys.executable).parent / "e2eai"), "app"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deployment.app_pid, deployment.log_path = process.pid, log_path
+        wait_until_ready(f"{deployment.url}/healthz", process.pid, 60, log_path)
+    except BaseException:
+        deployment.stop()
+        raise
+    return deployment

@@ -30,6 +30,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from e2eai.app.schemas import (
     Band,
@@ -343,6 +344,13 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
         body = ErrorBody(error=str(exc), field=exc.field)
         return JSONResponse(body.model_dump(), status_code=exc.status, headers=headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (an unreadable body, an unknown route, a wrong method) in
+        # the API's error shape.
+        body = ErrorBody(error=str(exc.detail))
+        return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
@@ -617,7 +625,12 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
         status = 200 if database and served else 503
         return JSONResponse({"database": database, "serving": served}, status_code=status)
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}},
+    )
     async def prometheus() -> Response:
         metrics.spool_depth.set(writer.depth)
         return Response(generate_latest(metrics.registry), media_type="text/plain; version=0.0.4")

@@ -175,7 +175,7 @@ class RolloutInfo(BaseModel):
 class CanaryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1, description="Registry version to deploy as the canary.")
+    version: int = Field(ge=1, le=2**63 - 1, description="Registry version to canary.")
     percent: int = Field(10, ge=1, le=100)
     reason: str = Field("", max_length=500)
 

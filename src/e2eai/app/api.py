@@ -15,6 +15,7 @@ the API with the task's own request fields.
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -306,13 +307,33 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
     writer = RecordWriter(store, settings.home / "app" / "spool")
     serving = ServingClient(settings)
 
+    migrated = threading.Event()
+    stopping = threading.Event()
+
+    def migrate_when_reachable() -> None:
+        # The database may be down when the app starts: predictions are answered and
+        # spooled meanwhile, and the schema is brought up to date as soon as it is back.
+        while not stopping.is_set():
+            try:
+                store.migrate()
+            except DatabaseUnavailable as exc:
+                log.warning("app database unavailable, retrying its migration: %s", exc)
+                stopping.wait(2.0)
+                continue
+            migrated.set()
+            writer.start()
+            return
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(store.migrate)
-        writer.start()
+        migrator = threading.Thread(target=migrate_when_reachable, name="e2eai-app-migrate")
+        migrator.start()
+        await run_in_threadpool(migrator.join, 10.0)  # usually done at once
         try:
             yield
         finally:
+            stopping.set()
+            migrator.join()
             writer.close()
             await serving.close()
             store.close()
@@ -405,7 +426,8 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
             )
             for instance, probability in zip(instances, served.probabilities, strict=True)
         ]
-        await run_in_threadpool(writer.write, records)
+        write = writer.write if migrated.is_set() else writer.spool
+        await run_in_threadpool(write, records)
         metrics.predictions.labels(served.model_version, served.slot).inc(len(records))
         return Predictions(
             predictions=[
@@ -620,7 +642,7 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
 
     @app.get("/readyz", tags=["operations"])
     async def readyz() -> JSONResponse:
-        database = await run_in_threadpool(store.ping)
+        database = migrated.is_set() and await run_in_threadpool(store.ping)
         served = await serving.ready()
         status = 200 if database and served else 503
         return JSONResponse({"database": database, "serving": served}, status_code=status)

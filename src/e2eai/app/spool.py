@@ -101,6 +101,12 @@ class RecordWriter:
             return "spooled"
         return "stored"
 
+    def spool(self, records: Sequence[PredictionRecord]) -> Literal["spooled"]:
+        """Append ``records`` to the spool without trying the database (not migrated yet)."""
+        with self._lock:
+            self._append_locked(records)
+        return "spooled"
+
     @property
     def depth(self) -> int:
         """Records waiting in the spool."""

@@ -11,7 +11,6 @@ the admin token; nothing listens outside loopback.
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from app_fixtures import register_model
 from onnx_fixtures import build_onnx_model, v2_body
 
 from e2eai.config import ServingSettings, Settings
@@ -87,21 +87,6 @@ class PacedLoad:
             thread.join(timeout=60)
 
 
-def _register(settings: Settings, onnx: Path, tmp: Path, stage: str = "candidate") -> int:
-    metrics = tmp / f"metrics-{onnx.stem}-{stage}.json"
-    metrics.write_text(json.dumps({"roc_auc": 0.76}))
-    with ModelRegistry.from_settings(settings) as registry:
-        return registry.register(
-            name=NAME,
-            family="logreg",
-            artifacts={"model.onnx": onnx, "metrics.json": metrics},
-            metrics={"roc_auc": 0.76},
-            params={},
-            lineage={"feature_service": "test"},
-            stage=stage,
-        ).version
-
-
 def _stored_file(settings: Settings, version: int, artifact: str) -> Path:
     with ModelRegistry.from_settings(settings) as registry:
         key = registry.get(version).artifact(artifact).key
@@ -143,7 +128,7 @@ def deployment(tmp_path: Path, models) -> Iterator[tuple[LocalServing, int]]:
         home=tmp_path / "home",
         serving=ServingSettings(port=free_port(), model_name=NAME, healthy_wait_seconds=3),
     )
-    champion = _register(settings, models["good"], tmp_path, stage="champion")
+    champion = register_model(settings, models["good"], "champion", tmp_path)
     manager = LocalServing(settings, actor="tester")
     manager.start(ModelSource.from_registry(champion))
     try:
@@ -205,7 +190,7 @@ def test_rollback_while_the_stable_is_down_is_refused_and_changes_nothing(
     deployment, models, tmp_path
 ) -> None:
     manager, champion = deployment
-    candidate = _register(manager.settings, models["other"], tmp_path)
+    candidate = register_model(manager.settings, models["other"], "candidate", tmp_path)
     manager.deploy(ModelSource.from_registry(candidate), 50)
     stable = manager.state().stable
     server = psutil.Process(served_by(stable.pid, stable.http_port))
@@ -235,7 +220,7 @@ def test_rollback_while_the_stable_is_down_is_refused_and_changes_nothing(
 
 def test_an_archived_version_is_never_deployed(deployment, models, tmp_path) -> None:
     manager, champion = deployment
-    archived = _register(manager.settings, models["other"], tmp_path)
+    archived = register_model(manager.settings, models["other"], "candidate", tmp_path)
     with ModelRegistry.from_settings(manager.settings) as registry:
         registry.transition(archived, "archived", "superseded")
     env = {**os.environ, **settings_env(manager.settings)}
@@ -273,7 +258,7 @@ def test_an_archived_version_is_never_deployed(deployment, models, tmp_path) -> 
 @pytest.mark.parametrize("artifact", ["model.onnx", "metrics.json"])
 def test_a_tampered_artifact_is_never_served(deployment, models, tmp_path, artifact) -> None:
     manager, _champion = deployment
-    version = _register(manager.settings, models["other"], tmp_path)
+    version = register_model(manager.settings, models["other"], "candidate", tmp_path)
     stored = _stored_file(manager.settings, version, artifact)
     stored.write_bytes(stored.read_bytes() + b" ")  # one byte more: the sha256 differs
     with pytest.raises(ArtifactIntegrityError, match=artifact):
@@ -292,7 +277,7 @@ def test_a_tampered_artifact_is_never_served(deployment, models, tmp_path, artif
 
 def test_manual_and_automatic_decisions_are_recorded_as_such(deployment, models, tmp_path) -> None:
     manager, _champion = deployment
-    candidate = _register(manager.settings, models["other"], tmp_path)
+    candidate = register_model(manager.settings, models["other"], "candidate", tmp_path)
     manager.deploy(ModelSource.from_registry(candidate), 10)
     env = {**os.environ, **settings_env(manager.settings)}
     done = subprocess.run(

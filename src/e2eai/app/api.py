@@ -53,6 +53,7 @@ from e2eai.app.schemas import (
     SlotInfo,
     TaskField,
     TaskInfo,
+    example_value,
     request_model,
 )
 from e2eai.app.serving_client import ServingClient, ServingRejected, ServingUnavailable
@@ -60,7 +61,7 @@ from e2eai.auth import admin_token, matches_digest, token_digest
 from e2eai.errors import E2eaiError
 
 if TYPE_CHECKING:
-    from e2eai.app.store import AppStore, PredictionView
+    from e2eai.app.store import AppStore, PredictionRecord, PredictionView
     from e2eai.config import Settings
     from e2eai.tasks import Task
 
@@ -224,7 +225,6 @@ class Timing:
 
 
 def _task_info(task: "Task") -> TaskInfo:
-    from e2eai.app.schemas import _example
 
     return TaskInfo(
         name=task.name,
@@ -239,17 +239,15 @@ def _task_info(task: "Task") -> TaskInfo:
                 minimum=f.minimum,
                 maximum=f.maximum,
                 max_length=f.max_length,
-                example=_example(f),
+                example=example_value(f),
             )
             for f in task.request_fields
         ],
     )
 
 
-def _item(view: "PredictionView", thresholds: tuple[float, float]) -> PredictionItem:
-    record = view.record
-    feedback = view.feedback
-    return PredictionItem(
+def _prediction(record: "PredictionRecord", thresholds: tuple[float, float]) -> Prediction:
+    return Prediction(
         id=record.id,
         request_id=record.request_id,
         created_at=record.created_at,
@@ -258,7 +256,14 @@ def _item(view: "PredictionView", thresholds: tuple[float, float]) -> Prediction
         model_version=record.model_version,
         slot=record.slot,
         latency_ms=record.latency_ms,
-        request=record.request,
+    )
+
+
+def _item(view: "PredictionView", thresholds: tuple[float, float]) -> PredictionItem:
+    feedback = view.feedback
+    return PredictionItem(
+        **_prediction(view.record, thresholds).model_dump(),
+        request=view.record.request,
         feedback=None
         if feedback is None
         else FeedbackOut(
@@ -429,21 +434,7 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
         write = writer.write if migrated.is_set() else writer.spool
         await run_in_threadpool(write, records)
         metrics.predictions.labels(served.model_version, served.slot).inc(len(records))
-        return Predictions(
-            predictions=[
-                Prediction(
-                    id=r.id,
-                    request_id=r.request_id,
-                    created_at=r.created_at,
-                    probability=r.probability,
-                    band=band(r.probability, thresholds),
-                    model_version=r.model_version,
-                    slot=r.slot,
-                    latency_ms=r.latency_ms,
-                )
-                for r in records
-            ]
-        )
+        return Predictions(predictions=[_prediction(r, thresholds) for r in records])
 
     @app.get("/api/predictions", response_model=PredictionPage, tags=["predictions"])
     async def list_predictions(

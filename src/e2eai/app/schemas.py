@@ -22,7 +22,7 @@ Band = Literal["low", "medium", "high"]
 _TYPES: dict[str, Any] = {"str": str, "int": int, "float": float, "datetime": AwareDatetime}
 
 
-def _example(field: RequestField) -> Any:
+def example_value(field: RequestField) -> Any:
     """A plausible value for the docs' example (the field's description names one if it can)."""
     if field.type == "datetime":
         return "2013-06-01T08:00:00-04:00"
@@ -51,7 +51,7 @@ def request_model(task: Task) -> type[BaseModel]:
         annotation = python_type | None if f.nullable else python_type
         default = None if f.nullable else ...
         fields[f.name] = (annotation, Field(default, **constraints))
-    example = {f.name: _example(f) for f in task.request_fields}
+    example = {f.name: example_value(f) for f in task.request_fields}
     return create_model(
         f"{task.name.title().replace('_', '').replace('-', '')}Request",
         __config__=ConfigDict(

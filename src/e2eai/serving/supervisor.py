@@ -55,8 +55,9 @@ def supervise(
 ) -> int:
     """Run ``command`` until told to stop; the exit status of the supervisor.
 
-    With ``ready_url``, a child that exits before the URL ever answered 200 is not restarted:
-    a process that cannot start (a bad model, a taken port) fails its start, at once.
+    With ``ready_url``, a child that exits by itself before the URL ever answered 200 is not
+    restarted: a process that cannot start (a bad model, a taken port) fails its start, at
+    once. One killed by a signal is restarted either way.
     """
     stopping = False
     was_ready = ready_url is None
@@ -92,7 +93,9 @@ def supervise(
         if stopping:
             _log(name, f"stopped (pid {child.pid} exited {code})")
             return 0
-        if not was_ready:
+        if not was_ready and code >= 0:
+            # It exited by itself before it ever answered: it cannot start. A child killed
+            # by a signal (kill -9) is restarted, ready or not: that is what supervision is for.
             _log(name, f"pid {child.pid} exited {code} before it was ready: not restarting")
             return code if code > 0 else 1
         uptime = time.monotonic() - started

@@ -8,8 +8,9 @@ fixed rate on a kept-alive connection (latency counted from each request's sched
 time, so a slow answer also delays the ones behind it):
 
   (a) app     ``POST /api/predictions`` with the flight, at 50 req/s;
-  (b) router  the same flight straight to the router (V1 ``:predict``), at 50 req/s;
-              (a) - (b) is the app's own overhead (validation, the serving call, the record);
+  (b) router  the same flight straight to the router, at 50 req/s: V1 ``:explain`` (what the
+              app calls: probability, model inputs, contributions) and V1 ``:predict``;
+              (a) - (b, explain) is the app's own overhead (validation, the call, the record);
   (c) batch   60 flights in one ``POST /api/predictions``, ~100 requests at 10 req/s;
   (d) RSS     of the app process after the run.
 
@@ -46,15 +47,16 @@ from bench_serving import CLIENT_CORE, NAME, cpu_seconds, rss_mb  # noqa: E402
 from conftest import FLIGHT_WINDOW, copy_feature_repo, flight_settings, flights_between  # noqa: E402
 
 from e2eai.app.serving_client import serving_endpoint  # noqa: E402
-from e2eai.config import ArtifactSettings, Settings  # noqa: E402
+from e2eai.config import ArtifactSettings  # noqa: E402
 
 RESULTS = BENCH / "results" / "app.json"
 TARGETS = {"single_p99_ms": 20.0, "batch_p99_ms": 40.0, "rss_mb": 300.0}
 BATCH = 60
 
 
-def materialized_flight_window(home: Path) -> Settings:
-    """prepare → feature tables → Feast apply → materialize on conftest's ten real days."""
+def materialized_flight_window(home: Path) -> SimpleNamespace:
+    """prepare → feature tables → Feast apply → materialize on conftest's ten real days, and
+    the window's training set (what the explaining champion is trained on)."""
     from e2eai.tasks import load_task
     from e2eai.tasks.flights.feature_tables import build_feature_tables
     from e2eai.tasks.flights.prepare import prepare_flights
@@ -69,7 +71,7 @@ def materialized_flight_window(home: Path) -> Settings:
     task = load_task(settings)
     task.apply_features(settings)
     task.materialize(settings)
-    return settings
+    return SimpleNamespace(settings=settings, training=task.training_set(settings, start, end))
 
 
 def paced(url: str, body: bytes, rate: float, seconds: float, expect: int = 1) -> dict:
@@ -132,7 +134,7 @@ def run(seconds: float, rate: float, batch_requests: int, batch_rate: float) -> 
     workdir = Path(tempfile.mkdtemp(prefix="bench-app-"))
     try:
         print("== data and feature stages on ten real days (Feast materialize)", file=sys.stderr)
-        window = SimpleNamespace(settings=materialized_flight_window(workdir / "window"))
+        window = materialized_flight_window(workdir / "window")
         print("== champion served with enrichment, `e2eai app` in front", file=sys.stderr)
         deployment = start_app_deployment(window, workdir / "app")
         try:
@@ -156,18 +158,20 @@ def measure(
         raise SystemExit(f"only {len(flights)} flights in the last hours; need {BATCH}")
     flight = flights[0]
     app_url = f"{deployment.url}/api/predictions"
-    router_url = f"{router}/v1/models/{NAME}:predict"
+    router_url = f"{router}/v1/models/{NAME}:explain"
+    predict_url = f"{router}/v1/models/{NAME}:predict"
     single = json.dumps({"request": flight}).encode()
     direct = json.dumps({"instances": [flight]}).encode()
     batch = json.dumps({"requests": flights[:BATCH]}).encode()
     client_cpus = set(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {int(CLIENT_CORE)} & client_cpus or client_cpus)
     try:
-        for url, body in ((router_url, direct), (app_url, single)):  # warm-up: caches, SQLite
+        for url, body in ((predict_url, direct), (router_url, direct), (app_url, single)):
             paced(url, body, rate, 1.0)
         paced(app_url, batch, batch_rate, 1.0, expect=BATCH)
         print(f"== (b) router, one flight at {rate:g} req/s for {seconds:g} s", file=sys.stderr)
         routed = paced(router_url, direct, rate, seconds)
+        predicted = paced(predict_url, direct, rate, seconds)
         print(f"== (a) app, one flight at {rate:g} req/s for {seconds:g} s", file=sys.stderr)
         app = with_app_cpu(deployment.app_pid, lambda: paced(app_url, single, rate, seconds))
         print(f"== (c) app, {BATCH} flights x {batch_requests}", file=sys.stderr)
@@ -185,6 +189,7 @@ def measure(
         "load_average": os.getloadavg(),
         "app_single": app,
         "router_single": routed,
+        "router_single_predict_only": predicted,
         "app_overhead_p50_ms": round(app["p50_ms"] - routed["p50_ms"], 3),
         "app_overhead_p99_ms": round(app["p99_ms"] - routed["p99_ms"], 3),
         "app_batch": {"rows": BATCH, "rate_rps": batch_rate, **batched},

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +58,42 @@ def flight_requests(settings: Settings, hours: int = 2) -> list[dict[str, Any]]:
     return out
 
 
-def register_model(settings: Settings, onnx: Path, stage: str, tmp: Path) -> int:
-    metrics = tmp / f"metrics-{onnx.stem}.json"
+def explaining_model(flight_window_run: Any) -> Path:
+    """A Wide & Deep model trained on the window's real flights, exported with contributions.
+
+    Trained once per session (kept in the window's home): Jan 1–8 to train (the last two days
+    validate), Jan 9–10 as the holdout the export checks parity on and centres on.
+    """
+    out = flight_window_run.settings.home / "explaining-model"
+    onnx = out / "model.onnx"
+    if onnx.is_file():
+        return onnx
+    from e2eai.config import ExportSettings
+    from e2eai.export import export_model
+    from e2eai.tasks import load_task
+    from e2eai.training.families import family
+    from e2eai.training.family import FitRequest
+    from e2eai.training.split import time_split
+
+    settings = flight_window_run.settings
+    task = load_task(settings)
+    split = time_split(flight_window_run.training, task, date(2013, 1, 1), date(2013, 1, 8), 2, 2)
+    training = settings.training.model_copy(update={"epochs": 2, "workers": 1})
+    request = FitRequest(task, split.train, split.validation, training, out / "work")
+    fitted = family("torch_mlp").fit(request)
+    export_model(fitted.model_dir, split.holdout, out, ExportSettings(quantize=False), task)
+    return onnx
+
+
+def register_model(
+    settings: Settings, onnx: Path, stage: str, tmp: Path, family: str = "logreg"
+) -> int:
+    metrics = tmp / f"metrics-{onnx.parent.name}-{onnx.stem}.json"
     metrics.write_text(json.dumps({"roc_auc": 0.76}))
     with ModelRegistry.from_settings(settings) as registry:
         return registry.register(
             name=NAME,
-            family="logreg",
+            family=family,
             artifacts={"model.onnx": onnx, "metrics.json": metrics},
             metrics={"roc_auc": 0.76},
             params={},
@@ -96,7 +125,8 @@ class AppDeployment:
 
 
 def start_app_deployment(flight_window_run: Any, home: Path, **app: Any) -> AppDeployment:
-    """Champion v1 (and a candidate v2) served with enrichment; ``e2eai app`` in front."""
+    """Champion v1 (Wide & Deep, explains) and candidate v2 (logistic regression, does not)
+    served with enrichment; ``e2eai app`` in front."""
     base = flight_window_run.settings.model_dump(exclude={"home", "artifacts", "registry"})
     # Its own home: registry, artifacts, app database and serving state; the session's
     # Feast repo (materialized real flights) for enrichment.
@@ -109,7 +139,11 @@ def start_app_deployment(flight_window_run: Any, home: Path, **app: Any) -> AppD
         }
     )
     home.mkdir(parents=True, exist_ok=True)
-    champion = register_model(settings, build_onnx_model(home / "champion.onnx"), "champion", home)
+    # The champion explains itself (Wide & Deep on real flights); the candidate, a logistic
+    # regression on synthetic rows, does not: both kinds of answer reach the app.
+    champion = register_model(
+        settings, explaining_model(flight_window_run), "champion", home, "torch_mlp"
+    )
     candidate = register_model(
         settings, build_onnx_model(home / "candidate.onnx", seed=21), "candidate", home
     )

@@ -9,7 +9,9 @@ that a good model's ROC-AUC is well above 0.5 and a shuffled-label model's is no
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -153,10 +155,77 @@ def feature_rows(
 
 def v2_body(row: dict | None = None) -> dict:
     """A V2 JSON request of one row (``feature_rows(1)[0]`` unless given)."""
-    row = row if row is not None else feature_rows(1)[0]
-    return {
+    return v2_rows_body([row if row is not None else feature_rows(1)[0]])
+
+
+def v2_rows_body(rows: list[dict], outputs: list[dict] | None = None, **extra: Any) -> dict:
+    """A V2 JSON request of ``rows`` (feature → value), asking for ``outputs`` when given."""
+    body: dict = {
+        **extra,
         "inputs": [
-            {"name": f.name, "datatype": f.v2_datatype, "shape": [1, 1], "data": [row[f.name]]}
+            {
+                "name": f.name,
+                "datatype": f.v2_datatype,
+                "shape": [len(rows), 1],
+                "data": [r[f.name] for r in rows],
+            }
             for f in schema.model_features()
-        ]
+        ],
     }
+    if outputs is not None:
+        body["outputs"] = outputs
+    return body
+
+
+def grpc_infer_request(
+    rows: list[dict], model_name: str, override: dict | None = None, **fields: Any
+) -> Any:
+    """A gRPC ``ModelInferRequest`` of ``rows`` (``override``: feature → replacement values)."""
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+
+    tensors = []
+    for f in schema.model_features():
+        values = [r[f.name] for r in rows]
+        if override and f.name in override:
+            values = override[f.name]
+        if f.kind == "numeric":
+            contents = pb.InferTensorContents(
+                fp32_contents=[math.nan if v is None else v for v in values]
+            )
+        else:
+            contents = pb.InferTensorContents(bytes_contents=[v.encode() for v in values])
+        tensors.append(
+            pb.ModelInferRequest.InferInputTensor(
+                name=f.name, datatype=f.v2_datatype, shape=[len(rows), 1], contents=contents
+            )
+        )
+    return pb.ModelInferRequest(model_name=model_name, inputs=tensors, **fields)
+
+
+def build_explaining_onnx_model(path: Path, *, seed: int = 7, n: int = 3000) -> Path:
+    """Train a small Wide & Deep model on synthetic rows and export it with contributions.
+
+    The exported directory is ``path.parent``; returns the served ``model.onnx`` (fp32).
+    """
+    from datetime import date
+
+    from synthetic import flight_task, synthetic_frame
+
+    from e2eai.config import ExportSettings, TrainingSettings
+    from e2eai.export import export_model
+    from e2eai.training.families import family
+    from e2eai.training.family import FitRequest
+    from e2eai.training.split import time_split
+
+    task = flight_task()
+    frame = synthetic_frame(n, days=75, seed=seed)
+    split = time_split(frame, task, date(2013, 1, 1), date(2013, 2, 28), 10, 14)
+    training = TrainingSettings(epochs=2, workers=1, batch_size=256, hidden_width=32)
+    request = FitRequest(task, split.train, split.validation, training, path.parent / "work")
+    fitted = family("torch_mlp").fit(request)
+    result = export_model(
+        fitted.model_dir, split.holdout, path.parent, ExportSettings(quantize=False), task
+    )
+    if result.onnx_path != path:
+        result.onnx_path.replace(path)
+    return path

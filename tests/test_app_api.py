@@ -9,6 +9,7 @@ the audit log saying who), health, readiness, Prometheus metrics and the OpenAPI
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import httpx
@@ -55,10 +56,42 @@ def test_a_real_flight_is_predicted_and_stored(client, deployment) -> None:
     assert stored["probability"] == pytest.approx(prediction["probability"])
     assert stored["request"]["tailnum"] == flight["tailnum"]
     assert stored["feedback"] is None
+    # The model inputs it was answered from are stored: the request's and Feast's.
+    assert stored["features"]["carrier"] == flight["carrier"]
+    assert set(stored["features"]) > set(flight) - {"flight", "tailnum", "scheduled_departure"}
+    assert stored["explanation"] == prediction["explanation"]
     # The same flight asked again gets the same answer (the model is pure).
     again = _predict(client, flight)
     assert again["probability"] == pytest.approx(prediction["probability"])
     assert again["id"] != prediction["id"]
+
+
+def stored_features(client: httpx.Client, prediction: dict) -> dict:
+    return client.get(f"/api/predictions/{prediction['id']}").json()["features"]
+
+
+def test_the_explanation_adds_up_to_the_served_logit(client, deployment) -> None:
+    """Faithfulness through the whole path (app → router → predictor with Feast): the
+    contributions plus the base value are the logit of the probability the app answered."""
+    for flight in deployment.requests[:10]:
+        prediction = _predict(client, flight)
+        explanation = prediction["explanation"]
+        contributions, rest = explanation["contributions"], explanation["rest"]
+        p = prediction["probability"]
+        logit = math.log(p) - math.log1p(-p)
+        total = explanation["base_value"] + sum(c["contribution"] for c in contributions)
+        assert total + rest["contribution"] == pytest.approx(logit, abs=1e-4)
+        # The eight largest (app.explanation_features), the rest summed: every input counted.
+        assert len(contributions) == 8
+        assert rest["features"] + 8 == len(stored_features(client, prediction)) + 1  # + deep
+        sizes = [abs(c["contribution"]) for c in contributions]
+        assert sizes == sorted(sizes, reverse=True)
+        assert min(sizes) >= abs(rest["contribution"]) / rest["features"]
+        named = {c["feature"]: c["value"] for c in contributions}
+        if "carrier" in named:
+            assert named["carrier"] == flight["carrier"]
+        if "distance" in named:
+            assert named["distance"] == pytest.approx(flight["distance"])
 
 
 def test_a_batch_of_the_next_hours_flights_is_answered_in_order(client, deployment) -> None:
@@ -137,6 +170,28 @@ def test_feedback_needs_the_token_and_is_stored_once(client, deployment) -> None
     assert stored["feedback"]["label"] == 1 and stored["feedback"]["source"] == "ops"
     with_feedback = client.get("/api/predictions", params={"has_feedback": "true"}).json()
     assert prediction["id"] in {item["id"] for item in with_feedback["items"]}
+
+
+def test_a_batchs_feedback_reaches_the_routers_canary_samples_row_by_row(
+    client, deployment
+) -> None:
+    """The batch's predictions share one request id; each label lands on its own row."""
+    response = client.post("/api/predictions", json={"requests": deployment.requests[5:8]})
+    predictions = response.json()["predictions"]
+    manager = deployment.manager
+
+    def scored() -> list[list[float]]:
+        return manager._router_get(manager.state(), "/router/samples")["stable"]["scored"]
+
+    before = len(scored())
+    for prediction, label in ((predictions[2], 1), (predictions[0], 0)):
+        url = f"/api/predictions/{prediction['id']}/feedback"
+        assert client.post(url, json={"label": label}, headers=deployment.admin).status_code == 200
+    added = scored()[before:]
+    assert added == [
+        [pytest.approx(predictions[2]["probability"], abs=1e-6), 1],
+        [pytest.approx(predictions[0]["probability"], abs=1e-6), 0],
+    ]
 
 
 def test_history_pages_and_filters(client, deployment) -> None:

@@ -148,14 +148,25 @@ def test_a_flight_predicted_in_the_form_shows_its_result(page, deployment, tmp_p
     expect(result.locator('[data-fact="model"]')).to_have_text(f"v{champion} (stable)")
     expect(result.locator('[data-fact="latency"]')).to_have_text(re.compile(r"^[\d.]+ ms$"))
     expect(result.locator('[data-fact="prediction id"]')).to_have_text(prediction["id"])
+    # The champion explains itself: its eight largest contributions as bars, largest first,
+    # with their signs, and what the smaller ones add up to.
     explanation = result.get_by_role("region", name="Why")
-    contributions = (prediction.get("explanation") or {}).get("contributions", [])
-    if contributions:
-        expect(explanation.get_by_role("listitem")).to_have_count(len(contributions))
-        top = max(contributions, key=lambda c: abs(c["contribution"]))
-        expect(explanation.get_by_role("listitem").first).to_contain_text(label(top["feature"]))
-    else:  # the API gives no explanation yet: the page shows none rather than an empty box
-        expect(explanation).to_have_count(0)
+    contributions = prediction["explanation"]["contributions"]
+    rest = prediction["explanation"]["rest"]
+    assert len(contributions) == 8 and rest["features"] > 0
+    bars = explanation.get_by_role("listitem")
+    expect(bars).to_have_count(8)
+    top = contributions[0]
+    name = "Interactions (deep part)" if top["feature"] == "deep" else label(top["feature"])
+    expect(bars.first).to_contain_text(name)
+    sign = "+" if top["contribution"] >= 0 else "−"
+    expect(bars.first.locator(".contribution-amount")).to_have_text(
+        f"{sign}{abs(top['contribution']):.3f}"
+    )
+    expect(explanation.locator(".contributions-rest")).to_have_text(
+        f"{rest['features']} smaller contributions add "
+        f"{'+' if rest['contribution'] >= 0 else '−'}{abs(rest['contribution']):.3f}."
+    )
     page.screenshot(path=tmp_path / "predict.png", full_page=True)
 
 

@@ -8,6 +8,7 @@ timestamps tz-aware on both backends; an unreachable database is DatabaseUnavail
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -95,9 +96,47 @@ def test_migrate_creates_the_schema_on_an_empty_database_and_twice_is_a_no_op(
 
         with store.engine.connect() as connection:
             assert connection.execute(text("SELECT version_num FROM alembic_version")).all() == [
-                ("0001",)
+                ("0002",)
             ]
         assert store.counts() == {"predictions": 1, "feedback": 0}
+
+
+def test_a_database_of_the_previous_revision_upgrades_with_its_rows(database_url: str) -> None:
+    """0001 → 0002 adds the features/explanation columns; rows written before keep their
+    values and read back with none."""
+    with AppStore(database_url) as store:
+        with store.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0001")
+            columns = {c["name"] for c in inspect(connection).get_columns("predictions")}
+            assert "features" not in columns
+            old = prediction(0)
+            connection.execute(
+                text(
+                    "INSERT INTO predictions (id, request_id, created_at, task, model_name, "
+                    "model_version, slot, request, probability, latency_ms) VALUES (:id, :rid, "
+                    ":at, 'flights', 'm', '1', 'stable', :request, 0.25, 3.5)"
+                ),
+                {
+                    "id": old.id,
+                    "rid": old.request_id,
+                    "at": old.created_at,
+                    "request": json.dumps(old.request),
+                },
+            )
+        store.migrate()
+        view = store.get_prediction(old.id)
+        assert view is not None
+        assert view.record.request == old.request and view.record.probability == 0.25
+        assert view.record.features is None and view.record.explanation is None
+        explained = PredictionRecord(
+            **{
+                **prediction(1).__dict__,
+                "features": {"carrier": "UA", "temp": None},
+                "explanation": {"base_value": -1.5, "contributions": [{"feature": "carrier"}]},
+            }
+        )
+        store.add_predictions([explained])
+        assert store.get_prediction(explained.id).record == explained
 
 
 def test_orm_tables_match_the_migrations(store: AppStore) -> None:

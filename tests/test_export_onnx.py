@@ -14,13 +14,15 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
+import torch
 from synthetic import flight_task, small_training_settings, synthetic_frame
 
 from e2eai.config import ExportSettings
 from e2eai.errors import ExportParityError
 from e2eai.export import export_model
+from e2eai.export.explanation import read_explanation
 from e2eai.export.quantize import decide_quantization, session
-from e2eai.export.signature import onnx_proba
+from e2eai.export.signature import onnx_feed, onnx_proba
 from e2eai.registry import ModelRegistry
 from e2eai.storage import sha256_file
 from e2eai.training.families import family as family_named
@@ -93,9 +95,11 @@ def test_graph_follows_the_onnx_contract(exported, family):
         assert tensor.elem_type == expected, feature.name
         assert len(tensor.shape.dim) == 2 and tensor.shape.dim[1].dim_value == 1
         assert not tensor.shape.dim[0].HasField("dim_value")  # dynamic batch axis
-    (output,) = model.graph.output
+    output, *explained = model.graph.output
     assert output.name == "probability"
     assert output.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    # The Wide & Deep graph also explains itself; the scikit-learn graphs do not.
+    assert [o.name for o in explained] == (["contributions"] if family == TORCH_ONNX else [])
 
 
 @pytest.mark.parametrize("family", [TORCH_ONNX, "logreg", "hist_gb"])
@@ -127,6 +131,73 @@ def test_torch_lookup_maps_unknown_to_index_zero(workspace, exported):
     assert onnx_proba(sess, as_unknown, TASK) != pytest.approx(
         onnx_proba(sess, row, TASK), abs=1e-7
     )
+
+
+def _explained(path: Path, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    (probability, contributions) = session(path).run(
+        ["probability", "contributions"], onnx_feed(frame, TASK)
+    )
+    return np.asarray(probability, np.float64).reshape(-1), np.asarray(contributions, np.float64)
+
+
+def test_torch_terms_add_up_to_the_forward_logit(workspace):
+    """The split is the model's own arithmetic: terms + bias is forward, to float32 rounding."""
+    _, dirs, holdout = workspace
+    model = load_model(dirs[TORCH_ONNX])
+    numeric, indices = model.spec.encode(holdout)
+    with torch.no_grad():
+        args = torch.from_numpy(numeric), torch.from_numpy(indices)
+        logit = model.module(*args).double().numpy()
+        terms = model.module.terms(*args).double().numpy()
+    bias = float(model.module.wide_dense.bias.detach())
+    np.testing.assert_allclose(terms.sum(axis=1) + bias, logit, atol=1e-5)
+    assert terms.shape[1] == len(model.spec.numeric) + len(model.spec.categorical) + 1
+
+
+@pytest.mark.parametrize("served", ["fp32", "served"])
+def test_contributions_plus_base_value_are_the_logit(workspace, exported, served):
+    """Faithfulness: base_value + Σ contributions == logit(probability) on every holdout row,
+    unknown and missing categories and NaN included, for the fp32 and the served graph."""
+    _, _dirs, holdout = workspace
+    result = exported[TORCH_ONNX]
+    path = result.fp32_path if served == "fp32" else result.onnx_path
+    model = onnx.load(path)
+    explanation = read_explanation(
+        {p.key: p.value for p in model.metadata_props}, {o.name for o in model.graph.output}
+    )
+    assert explanation is not None
+    assert explanation.features[-1] == "deep"
+    assert set(explanation.features[:-1]) == {f.name for f in TASK.features}
+    probability, contributions = _explained(path, holdout)
+    logit = np.log(probability) - np.log1p(-probability)
+    reconstructed = explanation.base_value + contributions.sum(axis=1)
+    assert np.abs(reconstructed - logit).max() <= 1e-4
+    # Centred on the reference rows: the base value is the mean logit there, so the
+    # contributions average to about zero over the holdout they were sampled from.
+    assert abs(contributions.sum(axis=1).mean()) < 0.05
+    # They are not all in one column: several inputs move the logit.
+    spread = np.abs(contributions).mean(axis=0)
+    assert (spread > 0.01).sum() >= 3
+
+
+def test_changing_one_input_changes_its_own_contribution(workspace, exported):
+    """A contribution belongs to its input: another carrier moves the carrier term (and the
+    deep part, and its crosses), never the terms of inputs that were left alone."""
+    _, _dirs, holdout = workspace
+    path = exported[TORCH_ONNX].fp32_path
+    names = read_explanation(
+        {p.key: p.value for p in onnx.load(path).metadata_props}, {"contributions"}
+    ).features
+    rows = holdout.iloc[100:140].copy()
+    other = rows.copy()
+    other["carrier"] = "never-seen"
+    _, before = _explained(path, rows)
+    _, after = _explained(path, other)
+    moved = np.abs(after - before).max(axis=0) > 1e-6
+    crossed = {n for pair in (TASK.crosses or []) if "carrier" in pair for n in pair}
+    allowed = {"carrier", "deep", *crossed}
+    assert moved[names.index("carrier")]
+    assert {n for n, m in zip(names, moved, strict=True) if m} <= allowed
 
 
 def test_parity_gate_fails_with_the_numbers(workspace, tmp_path):

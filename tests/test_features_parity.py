@@ -61,3 +61,27 @@ def test_parity_covers_real_values_not_defaults(flight_window_run, last_hour) ->
     for column in ("route_flights_24h", "carrier_flights_168h", "origin_flights_24h"):
         assert (raw[column] > 0).mean() > 0.8, column
     assert training["route_delay_rate_168h"].nunique() > 5
+
+
+def test_fast_value_reading_equals_feasts_own_conversion(flight_window_run, last_hour) -> None:
+    """The serving path reads numeric values straight from Feast's response proto; on the real
+    store that is value for value what ``OnlineResponse.to_dict()`` gives (missing included)."""
+    from e2eai.features.store import _response_values, serving_store
+    from e2eai.tasks.flights.store import _online_refs, repo_dir
+
+    requests, _ = last_hour
+    settings = flight_window_run.settings
+    entities = {
+        "origin": requests["origin"].tolist(),
+        "tailnum": [*requests["tailnum"].tolist()[:-1], "NO-SUCH-TAIL"],
+        "carrier": requests["carrier"].tolist(),
+        "route": [f"{o}-{d}" for o, d in zip(requests["origin"], requests["dest"], strict=True)],
+    }
+    refs = _online_refs(tuple(settings.features.windows_hours))
+    response = serving_store(repo_dir(settings.features.repo)).get_online_features(
+        features=list(refs), entity_rows=entities
+    )
+    fast, feast = _response_values(response), response.to_dict()
+    assert fast == feast
+    assert any(v is None for column in fast.values() for v in column)  # a missing tail's
+    assert {type(v) for column in fast.values() for v in column} >= {float, str}

@@ -33,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from onnx_fixtures import build_onnx_model, feature_rows
+from onnx_fixtures import build_onnx_model, feature_rows, v2_rows_body
 
 from e2eai.auth import admin_token, bearer
 from e2eai.config import ServingSettings, Settings
@@ -243,18 +243,7 @@ def clients(serving: Serving) -> Iterator[dict[str, httpx.Client]]:
 
 
 def v2_body(rows: list[dict[str, Any]] = ROWS[:2]) -> dict[str, Any]:
-    return {
-        "id": "fuzz",
-        "inputs": [
-            {
-                "name": f.name,
-                "datatype": f.v2_datatype,
-                "shape": [len(rows), 1],
-                "data": [r[f.name] for r in rows],
-            }
-            for f in FEATURES
-        ],
-    }
+    return v2_rows_body(rows, id="fuzz")
 
 
 def v1_body(rows: list[dict[str, Any]] = ROWS[:2]) -> dict[str, Any]:

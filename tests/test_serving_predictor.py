@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from onnx_fixtures import build_onnx_model, feature_rows
+from onnx_fixtures import build_onnx_model, feature_rows, grpc_infer_request
 
 from e2eai.config import ServingSettings, Settings
 from e2eai.serving.processes import PredictorProcess, start_predictor, stop_process
@@ -152,23 +152,7 @@ def test_grpc_infer_and_invalid_argument(predictor, onnx_path):
     rows = feature_rows(2)
 
     def request(override: dict | None = None) -> pb.ModelInferRequest:
-        tensors = []
-        for f in FEATURES:
-            values = [r[f.name] for r in rows]
-            if override and f.name in override:
-                values = override[f.name]
-            if f.kind == "numeric":
-                contents = pb.InferTensorContents(
-                    fp32_contents=[math.nan if v is None else v for v in values]
-                )
-            else:
-                contents = pb.InferTensorContents(bytes_contents=[v.encode() for v in values])
-            tensors.append(
-                pb.ModelInferRequest.InferInputTensor(
-                    name=f.name, datatype=f.v2_datatype, shape=[2, 1], contents=contents
-                )
-            )
-        return pb.ModelInferRequest(model_name=NAME, id="g1", inputs=tensors)
+        return grpc_infer_request(rows, NAME, override, id="g1")
 
     with grpc.insecure_channel(f"127.0.0.1:{predictor.grpc_port}") as channel:
         stub = GRPCInferenceServiceStub(channel)

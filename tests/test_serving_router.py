@@ -214,6 +214,14 @@ async def test_control_routes_answer_400_naming_the_field_never_500(tmp_path):
                 ({"feedback": ["a"]}, "feedback[0]"),
                 ({"feedback": [{"request_id": 3, "labels": [1]}]}, "feedback[0].request_id"),
                 ({"feedback": [{"request_id": "a", "labels": "1"}]}, "feedback[0].labels"),
+                (
+                    {"feedback": [{"request_id": "a", "labels": [1], "rows": [-1]}]},
+                    "feedback[0].rows",
+                ),
+                (
+                    {"feedback": [{"request_id": "a", "labels": [1], "rows": "0"}]},
+                    "feedback[0].rows",
+                ),
             ],
         }
         for path, cases in bad.items():
@@ -264,6 +272,35 @@ async def test_feedback_only_for_answered_ids_once_each_with_valid_labels(tmp_pa
         counts = await response.json()
         assert (counts["matched"], counts["duplicate"]) == (1, 1)  # b once its labels fit
         assert (await _samples(client))["stable"]["scored"] == [[0.25, 1], [0.25, 0], [0.25, 0]]
+
+
+@pytest.mark.asyncio
+async def test_a_batchs_rows_are_labelled_one_by_one(tmp_path):
+    """A batch answered under one request id gets its labels row by row, as outcomes arrive:
+    each row once, rows outside the batch or labels that do not match refused."""
+    async with deployment(tmp_path, {"stable": 100}) as (client, _):
+        response = await client.post(INFER, json={"rows": 3}, headers={"x-request-id": "batch"})
+        assert response.status == 200
+
+        async def send(*items):
+            answer = await client.post(
+                "/router/feedback", json={"feedback": list(items)}, headers=ADMIN
+            )
+            assert answer.status == 200
+            return await answer.json()
+
+        counts = await send(
+            {"request_id": "batch", "labels": [1], "rows": [2]},  # matched
+            {"request_id": "batch", "labels": [1], "rows": [2]},  # duplicate
+            {"request_id": "batch", "labels": [0], "rows": [3]},  # invalid: no row 3
+            {"request_id": "batch", "labels": [0, 1], "rows": [0]},  # invalid: 2 labels, 1 row
+            {"request_id": "batch", "labels": [0, 1], "rows": [0, 0]},  # invalid: row twice
+        )
+        assert (counts["matched"], counts["duplicate"], counts["invalid"]) == (1, 1, 3)
+        # The rest of the batch at once: only the rows not labelled yet count.
+        assert (await send({"request_id": "batch", "labels": [0, 0, 1]}))["matched"] == 1
+        assert (await _samples(client))["stable"]["scored"] == [[0.25, 1], [0.25, 0], [0.25, 0]]
+        assert (await send({"request_id": "batch", "labels": [0], "rows": [1]}))["duplicate"] == 1
 
 
 # -- the idempotency key (finding 7) ------------------------------------------------------------

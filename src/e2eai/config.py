@@ -264,6 +264,9 @@ class AppSettings(_Section):
         description="Risk bands: probability below the first is low, below the second "
         "medium, else high.",
     )
+    explanation_features: int = Field(
+        8, ge=1, le=1000, description="Contributions a prediction keeps (the rest are summed)."
+    )
     request_timeout_seconds: float = 10.0
     cors_origins: tuple[str, ...] = Field(
         (), description="Origins allowed to call the API from a browser (none by default)."

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -55,6 +56,7 @@ from e2eai.app.schemas import (
     TaskInfo,
     example_value,
     request_model,
+    top_contributions,
 )
 from e2eai.app.serving_client import ServingClient, ServingRejected, ServingUnavailable
 from e2eai.auth import admin_token, matches_digest, token_digest
@@ -85,6 +87,9 @@ class ApiError(Exception):
         self.status = status
         self.field = field
         super().__init__(message)
+
+
+_JSON = "application/json"
 
 
 def band(probability: float, thresholds: tuple[float, float]) -> Band:
@@ -256,7 +261,23 @@ def _prediction(record: "PredictionRecord", thresholds: tuple[float, float]) -> 
         model_version=record.model_version,
         slot=record.slot,
         latency_ms=record.latency_ms,
+        explanation=record.explanation,
     )
+
+
+def _prediction_json(record: "PredictionRecord", thresholds: tuple[float, float]) -> dict:
+    """What :func:`_prediction` validates, as plain JSON-ready data (the hot path)."""
+    return {
+        "id": record.id,
+        "request_id": record.request_id,
+        "created_at": record.created_at,
+        "probability": record.probability,
+        "band": band(record.probability, thresholds),
+        "model_version": record.model_version,
+        "slot": record.slot,
+        "latency_ms": record.latency_ms,
+        "explanation": record.explanation,
+    }
 
 
 def _item(view: "PredictionView", thresholds: tuple[float, float]) -> PredictionItem:
@@ -264,6 +285,7 @@ def _item(view: "PredictionView", thresholds: tuple[float, float]) -> Prediction
     return PredictionItem(
         **_prediction(view.record, thresholds).model_dump(),
         request=view.record.request,
+        features=view.record.features,
         feedback=None
         if feedback is None
         else FeedbackOut(
@@ -292,6 +314,7 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
     thresholds = settings.app.band_thresholds
     Request_ = request_model(task)
     max_batch = settings.app.max_batch
+    keep = settings.app.explanation_features
 
     class PredictionsIn(BaseModel):
         """One request (``request``) or a batch (``requests``), not both."""
@@ -401,7 +424,7 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
         return _task_info(task)
 
     @app.post("/api/predictions", response_model=Predictions, tags=["predictions"])
-    async def predict(body: PredictionsIn) -> Predictions:
+    async def predict(body: PredictionsIn) -> Response:
         """Predict for one request or a batch; every answer is stored."""
         items = [body.request] if body.request is not None else list(body.requests or [])
         instances = [item.model_dump(mode="json") for item in items]
@@ -428,13 +451,28 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
                 request=instance,
                 probability=probability,
                 latency_ms=served.latency_ms,
+                request_row=row,
+                features=features,
+                explanation=top_contributions(explanation, features, keep),
             )
-            for instance, probability in zip(instances, served.probabilities, strict=True)
+            for row, (instance, probability, features, explanation) in enumerate(
+                zip(
+                    instances,
+                    served.probabilities,
+                    served.features,
+                    served.explanations,
+                    strict=True,
+                )
+            )
         ]
         write = writer.write if migrated.is_set() else writer.spool
         await run_in_threadpool(write, records)
         metrics.predictions.labels(served.model_version, served.slot).inc(len(records))
-        return Predictions(predictions=[_prediction(r, thresholds) for r in records])
+        # Serialised here, not re-validated by FastAPI: the records are the app's own, and a
+        # batch's explanations made model validation the largest part of the app's time.
+        # The schema test (schemathesis) checks the answers against ``Predictions``.
+        answer = {"predictions": [_prediction_json(r, thresholds) for r in records]}
+        return Response(orjson.dumps(answer, option=orjson.OPT_UTC_Z), media_type=_JSON)
 
     @app.get("/api/predictions", response_model=PredictionPage, tags=["predictions"])
     async def list_predictions(
@@ -718,11 +756,10 @@ def _rollout_info(settings: "Settings") -> RolloutInfo:
 async def _forward_feedback(
     settings: "Settings", store: "AppStore", prediction_id: str, label: int
 ) -> None:
-    """Labels also go to the local router, whose canary analysis joins them by request id.
+    """Labels also go to the local router, whose canary analysis joins them by request id
+    and row (a batch's predictions share the request id and are labelled one by one).
 
-    The app database is the record; the router's copy is best effort (a batch's request id
-    covers several predictions, which the router cannot label one by one, so it counts it as
-    invalid and moves on).
+    The app database is the record; the router's copy is best effort.
     """
     if settings.app.serving_url:
         return
@@ -735,5 +772,11 @@ async def _forward_feedback(
     with contextlib.suppress(ServingError, OSError):
         await run_in_threadpool(
             LocalServing(settings).feedback,
-            [{"request_id": view.record.request_id, "labels": [label]}],
+            [
+                {
+                    "request_id": view.record.request_id,
+                    "labels": [label],
+                    "rows": [view.record.request_row],
+                }
+            ],
         )

@@ -86,6 +86,54 @@ class TaskInfo(BaseModel):
     fields: list[TaskField]
 
 
+class Contribution(BaseModel):
+    feature: str
+    value: Any = Field(None, description="The model input (null: missing, or the deep part).")
+    contribution: float = Field(description="Its signed share of the logit.")
+
+
+class OtherContributions(BaseModel):
+    features: int = Field(description="How many smaller contributions are summed here.")
+    contribution: float = Field(description="Their sum.")
+
+
+class Explanation(BaseModel):
+    """Why: ``base_value + Σ contribution + rest.contribution`` is the logit of ``probability``."""
+
+    base_value: float = Field(description="The mean logit over the model's reference rows.")
+    contributions: list[Contribution] = Field(
+        description="The largest contributions, largest first by size (app.explanation_features)."
+    )
+    rest: OtherContributions | None = Field(None, description="What the others add up to.")
+
+
+def top_contributions(
+    explanation: dict[str, Any] | None, features: dict[str, Any] | None, keep: int
+) -> dict[str, Any] | None:
+    """The predictor's explanation (every input, largest first) cut to its ``keep`` largest
+    contributions, each with its input's value from ``features``, and the sum of the rest,
+    so that it still adds up to the logit."""
+    if explanation is None:
+        return None
+    values = features or {}
+    contributions = explanation["contributions"]
+    rest = contributions[keep:]
+    return {
+        "base_value": explanation["base_value"],
+        "contributions": [
+            {
+                "feature": c["feature"],
+                "value": values.get(c["feature"]),
+                "contribution": c["contribution"],
+            }
+            for c in contributions[:keep]
+        ],
+        "rest": {"features": len(rest), "contribution": sum(c["contribution"] for c in rest)}
+        if rest
+        else None,
+    }
+
+
 class Prediction(BaseModel):
     id: str
     request_id: str
@@ -95,6 +143,9 @@ class Prediction(BaseModel):
     model_version: str
     slot: str
     latency_ms: float
+    explanation: Explanation | None = Field(
+        None, description="Each input's contribution (null: the model does not explain)."
+    )
 
 
 class Predictions(BaseModel):
@@ -120,6 +171,9 @@ class FeedbackStatus(BaseModel):
 
 class PredictionItem(Prediction):
     request: dict[str, Any]
+    features: dict[str, Any] | None = Field(
+        None, description="The model inputs the prediction was made from (after enrichment)."
+    )
     feedback: FeedbackOut | None = None
 
 

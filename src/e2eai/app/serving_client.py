@@ -1,8 +1,10 @@
 """The app's way to the model: the serving endpoint over HTTP, never a model in-process.
 
 Requests go as V1 instances of the task's request fields to the local router (or an
-InferenceService URL on a cluster, ``settings.app.serving_url``); the predictor enriches them
-from Feast. The router's ``x-e2eai-slot`` / ``x-e2eai-version`` headers say who answered.
+InferenceService URL on a cluster, ``settings.app.serving_url``), to the predictor's V1
+``:explain`` route: the predictor enriches them from Feast and answers the probabilities,
+the model inputs it used and, when the model explains itself, each input's contribution.
+The router's ``x-e2eai-slot`` / ``x-e2eai-version`` headers say who answered.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class Served:
     model_version: str
     slot: str
     latency_ms: float
+    features: list[dict[str, Any] | None]  # per request: the model inputs used
+    explanations: list[dict[str, Any] | None]  # per request: None when the model gives none
 
 
 def serving_endpoint(settings: Settings) -> str | None:
@@ -82,7 +86,7 @@ class ServingClient:
 
     async def predict(self, instances: list[dict[str, Any]], request_id: str) -> Served:
         """Probabilities for ``instances`` (JSON-ready request fields), in order."""
-        url = f"{self.endpoint()}/v1/models/{self.model_name}:predict"
+        url = f"{self.endpoint()}/v1/models/{self.model_name}:explain"
         started = time.perf_counter()
         try:
             response = await self._client.post(
@@ -111,7 +115,16 @@ class ServingClient:
             or str(body.get("model_version") or ""),
             slot=response.headers.get("x-e2eai-slot", ""),
             latency_ms=latency_ms,
+            features=_per_request(body.get("features"), len(instances)),
+            explanations=_per_request(body.get("explanations"), len(instances)),
         )
+
+
+def _per_request(values: Any, n: int) -> list[dict[str, Any] | None]:
+    """One object (or None) per request: what an older predictor leaves out is None."""
+    if not isinstance(values, list) or len(values) != n:
+        return [None] * n
+    return [v if isinstance(v, dict) else None for v in values]
 
 
 def _json(content: bytes) -> dict[str, Any]:

@@ -287,7 +287,16 @@ def _record_from_json(data: dict[str, Any]) -> PredictionRecord:
         request=dict(data["request"]),
         probability=float(data["probability"]),
         latency_ms=float(data["latency_ms"]),
+        request_row=int(data.get("request_row", 0)),
+        features=_optional_object(data.get("features"), "features"),
+        explanation=_optional_object(data.get("explanation"), "explanation"),
     )
+
+
+def _optional_object(value: Any, name: str) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    raise ValueError(f"{name} is not an object")
 
 
 def _rejection_reason(line: bytes, exc: Exception) -> str:

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
 from alembic import command
 from sqlalchemy import Engine, and_, create_engine, func, insert, or_, select, text
 from sqlalchemy import exc as sa_exc
@@ -64,6 +65,9 @@ class PredictionRecord:
     request: dict[str, Any]  # the request fields as the client sent them
     probability: float
     latency_ms: float
+    request_row: int = 0  # its row in the serving request (batches share the request id)
+    features: dict[str, Any] | None = None  # model inputs used (after enrichment)
+    explanation: dict[str, Any] | None = None  # {"base_value", "contributions": [...]}
 
 
 @dataclass(frozen=True)
@@ -377,6 +381,12 @@ class AppStore:
             ) from exc
 
 
+def _json_text(value: Any) -> str:
+    """JSON columns as orjson writes them (the model inputs and explanations are most of a
+    prediction's bytes; the stdlib encoder was most of the insert's time)."""
+    return orjson.dumps(value).decode()
+
+
 def _create_app_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
@@ -387,7 +397,7 @@ def _create_app_engine(url: str) -> Engine:
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed)
+        engine = create_engine(parsed, json_serializer=_json_text)
         tune_sqlite(engine)
         return engine
     if backend == "postgresql":
@@ -395,7 +405,9 @@ def _create_app_engine(url: str) -> Engine:
         if "connect_timeout" not in parsed.query:
             connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
         # pre-ping: connections that died with a restarted server are replaced, not used.
-        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        return create_engine(
+            parsed, pool_pre_ping=True, connect_args=connect_args, json_serializer=_json_text
+        )
     raise E2eaiError(
         f"app.database_url {parsed.render_as_string(hide_password=True)!r}: the app stores "
         f"its records in SQLite or PostgreSQL, not {backend}"
@@ -423,7 +435,7 @@ def _prediction_values(record: PredictionRecord) -> dict[str, Any]:
     try:
         request = to_jsonable(dict(record.request))
     except TypeError as exc:
-        raise InvalidRecord(f"prediction {record.id}: request is not JSON: {exc}") from exc
+        raise InvalidRecord(f"prediction {record.id}: not JSON: {exc}") from exc
     return {
         "id": record.id,
         "request_id": record.request_id,
@@ -435,6 +447,10 @@ def _prediction_values(record: PredictionRecord) -> dict[str, Any]:
         "request": request,
         "probability": float(record.probability),
         "latency_ms": float(record.latency_ms),
+        "request_row": int(record.request_row),
+        # Parsed from the predictor's JSON answer (or the spool's): JSON already.
+        "features": record.features,
+        "explanation": record.explanation,
     }
 
 
@@ -463,6 +479,9 @@ def _to_view(row: PredictionRow, feedback: FeedbackRow | None) -> PredictionView
             request=row.request,
             probability=row.probability,
             latency_ms=row.latency_ms,
+            request_row=row.request_row,
+            features=row.features,
+            explanation=row.explanation,
         ),
         feedback=None
         if feedback is None

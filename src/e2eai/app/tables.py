@@ -52,6 +52,8 @@ class PredictionRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     request_id: Mapped[str] = mapped_column(String(255))
+    # The prediction's row in that serving request (a batch shares one request id).
+    request_row: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[datetime]
     task: Mapped[str] = mapped_column(String(64))
     model_name: Mapped[str] = mapped_column(String(128))
@@ -60,6 +62,9 @@ class PredictionRow(Base):
     request: Mapped[dict[str, Any]]
     probability: Mapped[float] = mapped_column(Double)
     latency_ms: Mapped[float] = mapped_column(Double)
+    # The model inputs after enrichment, and the model's explanation (None: it gave none).
+    features: Mapped[dict[str, Any] | None]
+    explanation: Mapped[dict[str, Any] | None]
 
 
 class FeedbackRow(Base):

@@ -25,6 +25,8 @@ from e2eai.training.families import family, load_model
 from e2eai.training.family import LoadedModel
 
 SERVED_FILE = "model.onnx"
+_REFERENCE_ROWS = 5_000
+"""Holdout rows the explanation's base value and centring are averaged over."""
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,15 @@ def check_inputs(model: LoadedModel, task: Task) -> None:
     )
 
 
-def to_onnx(model: LoadedModel, out_path: Path, task: Task) -> Path:
-    """Convert ``model`` (any family) to ONNX at ``out_path`` under the task's contract."""
+def to_onnx(
+    model: LoadedModel, out_path: Path, task: Task, reference: pd.DataFrame | None = None
+) -> Path:
+    """Convert ``model`` (any family) to ONNX at ``out_path`` under the task's contract.
+
+    ``reference`` rows centre the contributions of a family that explains its predictions.
+    """
     check_inputs(model, task)
-    return family(model.family).export_onnx(model, out_path, task)
+    return family(model.family).export_onnx(model, out_path, task, reference)
 
 
 def export_model(
@@ -109,7 +116,8 @@ def export_model(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     model = load_model(model_dir)
-    fp32_path = to_onnx(model, out_dir / "model.fp32.onnx", task)
+    reference = holdout.sample(min(len(holdout), _REFERENCE_ROWS), random_state=0)
+    fp32_path = to_onnx(model, out_dir / "model.fp32.onnx", task, reference)
     framework = model.predict_proba(holdout)
     parity = check_parity(
         model.family,

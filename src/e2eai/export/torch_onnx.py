@@ -4,6 +4,12 @@ The exported torch graph takes ``numeric`` [N, F] float32 and ``category_index``
 int64 (imputation and normalisation are module buffers inside it). A small prefix graph
 turns the per-feature inputs of the contract into those two tensors: Concat of the numeric
 columns and, per categorical feature, a LabelEncoder (string → index, unknown → 0).
+
+A wide model exported with reference rows also outputs ``contributions`` [N, F + C + 1]: its
+logit split by input (:meth:`~e2eai.training.mlp.TabularMLP.terms`), each column centred on
+its mean over the reference rows, so that ``base_value + contributions.sum(1)`` is the logit
+of ``probability`` — the same graph computes both, so the identity holds for the int8 model
+too. The names and the base value are in the model's metadata (:mod:`e2eai.export.explanation`).
 """
 
 from __future__ import annotations
@@ -11,15 +17,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import onnx
 import torch
 from onnx import TensorProto, helper
 
+from e2eai.export.explanation import CONTRIBUTIONS, Explanation, write_explanation
 from e2eai.export.signature import OUTPUT_NAME, input_signature
 from e2eai.training.mlp import TabularMLP
 from e2eai.training.tabular_spec import TabularSpec
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from e2eai.tasks import Task
 
 _ML_DOMAIN = "ai.onnx.ml"
@@ -37,8 +47,46 @@ class _ProbabilityModule(torch.nn.Module):
         return torch.sigmoid(self.model(numeric, category_index))
 
 
-def _export_core(model: TabularMLP, spec: TabularSpec) -> onnx.ModelProto:
-    wrapper = _ProbabilityModule(model).eval()
+class _ExplainedModule(torch.nn.Module):
+    """Probability and centred contributions from the same split of the logit."""
+
+    def __init__(self, model: TabularMLP, term_means: np.ndarray) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("term_means", torch.from_numpy(term_means.astype(np.float32)))
+
+    def forward(
+        self, numeric: torch.Tensor, category_index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        terms = self.model.terms(numeric, category_index)
+        logit = terms.sum(dim=1) + self.model.wide_dense.bias
+        return torch.sigmoid(logit), terms - self.term_means
+
+
+@torch.no_grad()
+def explanation_of(model: TabularMLP, spec: TabularSpec, reference: pd.DataFrame) -> Explanation:
+    """The term names, their means over ``reference`` and the base value (the mean logit)."""
+    model.eval()
+    numeric, indices = spec.encode(reference)
+    terms = model.terms(torch.from_numpy(numeric), torch.from_numpy(indices)).double()
+    means = terms.mean(dim=0).numpy()
+    return Explanation(
+        features=model.term_names(spec),
+        base_value=float(model.wide_dense.bias.double().item() + means.sum()),
+        term_means=means,
+        reference_rows=len(reference),
+    )
+
+
+def _export_core(
+    model: TabularMLP, spec: TabularSpec, explanation: Explanation | None
+) -> onnx.ModelProto:
+    if explanation is None:
+        wrapper: torch.nn.Module = _ProbabilityModule(model).eval()
+        outputs = [OUTPUT_NAME]
+    else:
+        wrapper = _ExplainedModule(model, explanation.term_means).eval()
+        outputs = [OUTPUT_NAME, CONTRIBUTIONS]
     batch = torch.export.Dim("batch", min=1)
     example = (
         torch.zeros(4, len(spec.numeric), dtype=torch.float32),
@@ -48,7 +96,7 @@ def _export_core(model: TabularMLP, spec: TabularSpec) -> onnx.ModelProto:
         wrapper,
         example,
         input_names=["numeric", "category_index"],
-        output_names=[OUTPUT_NAME],
+        output_names=outputs,
         dynamic_shapes=({0: batch}, {0: batch}),
         external_data=False,
         dynamo=True,
@@ -143,13 +191,22 @@ def _lookup_prefix(spec: TabularSpec, task: Task, opset: int, ir_version: int) -
 
 
 def torch_to_onnx(
-    model: TabularMLP, spec: TabularSpec, out_path: Path, task: Task, graph_name: str
+    model: TabularMLP,
+    spec: TabularSpec,
+    out_path: Path,
+    task: Task,
+    graph_name: str,
+    reference: pd.DataFrame | None = None,
 ) -> Path:
     """Export a trained TabularMLP to one self-contained ONNX file under the task's contract.
 
-    The spec's inputs must be the task's features (``model_export.check_inputs``).
+    The spec's inputs must be the task's features (``model_export.check_inputs``). With
+    ``reference`` rows, a wide model's graph also outputs its centred ``contributions``.
     """
-    core = _export_core(model, spec)
+    explanation = None
+    if reference is not None and len(reference) and model.wide:
+        explanation = explanation_of(model, spec, reference)
+    core = _export_core(model, spec, explanation)
     opset = next(o.version for o in core.opset_import if o.domain in ("", "ai.onnx"))
     prefix = _lookup_prefix(spec, task, opset, core.ir_version)
     merged = onnx.compose.merge_models(
@@ -164,6 +221,8 @@ def torch_to_onnx(
     unique = {o.domain or "": o.version for o in merged.opset_import}
     del merged.opset_import[:]
     merged.opset_import.extend(helper.make_opsetid(d, v) for d, v in unique.items())
+    if explanation is not None:
+        write_explanation(merged, explanation)
     onnx.checker.check_model(merged, full_check=True)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(merged, out_path)

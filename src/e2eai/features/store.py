@@ -199,14 +199,45 @@ def online_values(
     ``entity_rows`` is columnar (join key → values): Feast would transpose a list of rows
     back. Join keys are dropped from the answer.
     """
-    values = (
-        serving_store(repo)
-        .get_online_features(features=list(refs), entity_rows=dict(entity_rows))
-        .to_dict()
+    response = serving_store(repo).get_online_features(
+        features=list(refs), entity_rows=dict(entity_rows)
     )
+    values = _response_values(response)
     for key in entity_rows:
         values.pop(key, None)
     return values
+
+
+_NUMERIC_VALUES = frozenset({"int32_val", "int64_val", "float_val", "double_val", "bool_val"})
+"""Value kinds Feast's own conversion returns as they are (``getattr(value, kind)``)."""
+
+
+def _response_values(response: Any) -> dict[str, list]:
+    """``OnlineResponse.to_dict()``, with numeric scalars read straight from the proto.
+
+    Feast converts every value through one general function (lists, maps, UUIDs,
+    timestamps); for a numeric scalar that returns the proto's field as it is. Reading it
+    directly gives the same values at a fraction of the cost (it was a fifth of a batch's
+    time in the predictor); every other kind still goes through Feast's conversion (without
+    its UUID hint for string features, which no task here has).
+    """
+    from feast.type_map import feast_value_type_to_python_type
+
+    out: dict[str, list] = {}
+    for name, vector in zip(
+        response.proto.metadata.feature_names.val, response.proto.results, strict=True
+    ):
+        column = []
+        for value in vector.values:
+            kind = value.WhichOneof("val")
+            if kind is None:
+                column.append(None)
+            elif kind in _NUMERIC_VALUES:
+                column.append(getattr(value, kind))
+            else:
+                column.append(feast_value_type_to_python_type(value))
+        out[name] = column
+    return out
 
 
 @contextlib.contextmanager

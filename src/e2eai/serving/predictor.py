@@ -18,6 +18,7 @@ from kserve import InferOutput, InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
 
 from e2eai.errors import InvalidInferenceRequest, ServingError
+from e2eai.export.explanation import CONTRIBUTIONS, Explanation, read_explanation
 from e2eai.serving.validation import InputSpec, ModelInputs, Tensor, model_input_specs
 
 if TYPE_CHECKING:
@@ -58,6 +59,10 @@ class OnnxModel:
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
             raise ServingError(f"{self.path}: not a loadable ONNX model ({exc})") from exc
         self._check_contract()
+        self.explanation: Explanation | None = read_explanation(
+            self.session.get_modelmeta().custom_metadata_map,
+            {o.name for o in self.session.get_outputs()},
+        )
 
     def _check_contract(self) -> None:
         graph_inputs = {i.name: i.type for i in self.session.get_inputs()}
@@ -80,6 +85,14 @@ class OnnxModel:
         """P(positive) per row, float32 of shape [N]."""
         (probability,) = self.session.run([OUTPUT_NAME], feed)
         return np.asarray(probability, dtype=np.float32).reshape(-1)
+
+    def predict_explained(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(P(positive) [N], contributions [N, K]) from one run; the graph must explain."""
+        probability, contributions = self.session.run([OUTPUT_NAME, CONTRIBUTIONS], feed)
+        return (
+            np.asarray(probability, dtype=np.float32).reshape(-1),
+            np.asarray(contributions, dtype=np.float32),
+        )
 
 
 def resolve_model_path(
@@ -137,7 +150,16 @@ class OnnxPredictor(Model):
         return [{"name": s.name, "datatype": s.v2_datatype, "shape": [-1, 1]} for s in self.specs]
 
     def get_output_types(self) -> list[dict[str, Any]]:
-        return [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1]}]
+        outputs = [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1]}]
+        if self.explanation is not None:
+            width = len(self.explanation.features)
+            outputs.append({"name": CONTRIBUTIONS, "datatype": "FP32", "shape": [-1, width]})
+        return outputs
+
+    @property
+    def explanation(self) -> Explanation | None:
+        """What the served graph's ``contributions`` are (None: it does not explain)."""
+        return None if self.onnx is None else self.onnx.explanation
 
     # -- the request path -------------------------------------------------------------------
 
@@ -161,24 +183,78 @@ class OnnxPredictor(Model):
         assert self.onnx is not None, "load() first"
         return self.onnx.predict(feed)
 
+    def run_explained(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities, contributions or None when the graph does not explain)."""
+        assert self.onnx is not None, "load() first"
+        if self.onnx.explanation is None:
+            return self.onnx.predict(feed), None
+        return self.onnx.predict_explained(feed)
+
     def v1_response(self, probability: np.ndarray) -> dict[str, Any]:
         """The V1 ``predict`` answer for these probabilities."""
         return {"predictions": probability.tolist(), "model_version": self.model_version}
+
+    def v1_explanation(self, feed: dict[str, np.ndarray]) -> dict[str, Any]:
+        """The V1 ``explain`` answer: predictions, the model inputs used (``features``, after
+        enrichment) and per row what moved its logit.
+
+        Each explanation is ``{"base_value", "contributions": [{"feature", "contribution"}]}``,
+        largest first by size, where the contributions add up with the base value to the
+        row's logit; ``explanations`` is null for a graph without them.
+        """
+        probability, contributions = self.run_explained(feed)
+        answer = self.v1_response(probability)
+        answer["features"] = feature_rows(feed)
+        explanation = self.explanation
+        if contributions is None or explanation is None:
+            answer["explanations"] = None
+            return answer
+        answer["explanations"] = explain_rows(explanation, contributions)
+        return answer
+
+    def _requested(self, requested: Any) -> set[str]:
+        """Output names a V2/gRPC request asks for (``probability`` when it names none)."""
+        have = {OUTPUT_NAME} if self.explanation is None else {OUTPUT_NAME, CONTRIBUTIONS}
+        names = {str(getattr(o, "name", "")) for o in requested or []}
+        unknown = sorted(names - have)
+        if unknown:
+            raise InvalidInferenceRequest(
+                "outputs", f"the model has no output {unknown[0][:60]!r} ({sorted(have)})"
+            )
+        return names or {OUTPUT_NAME}
+
+    async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        """kserve's V1 ``:explain`` route (the fast path answers it first when it runs)."""
+        try:
+            if not isinstance(payload, dict) or "instances" not in payload:
+                raise InvalidInferenceRequest("instances", "V1 body must be {'instances': [...]}")
+            return self.v1_explanation(self.feed_from_instances(payload["instances"]))
+        except InvalidInferenceRequest as exc:
+            raise as_kserve_error(exc) from None
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         """V2/gRPC ``InferRequest`` → ``InferResponse``; V1 ``{"instances": …}`` → predictions."""
         try:
             if isinstance(payload, InferRequest):
                 tensors = [_tensor_from_infer_input(i) for i in payload.inputs]
-                probability = self.run(self.feed_from_tensors(tensors))
-                output = InferOutput(OUTPUT_NAME, list(probability.shape), "FP32")
-                output.set_data_from_numpy(probability, binary_data=payload.from_grpc)
+                wanted = self._requested(payload.request_outputs)
+                probability, contributions = (
+                    self.run_explained(self.feed_from_tensors(tensors))
+                    if CONTRIBUTIONS in wanted
+                    else (self.run(self.feed_from_tensors(tensors)), None)
+                )
+                outputs = []
+                for name, values in ((OUTPUT_NAME, probability), (CONTRIBUTIONS, contributions)):
+                    if name in wanted and values is not None:
+                        output = InferOutput(name, list(values.shape), "FP32")
+                        output.set_data_from_numpy(values, binary_data=payload.from_grpc)
+                        outputs.append(output)
                 # The V2 response id echoes the request's; kserve's model requires a string.
                 response_id = payload.id or (headers or {}).get("x-request-id") or uuid4().hex
                 return InferResponse(
                     response_id,
                     self.name,
-                    [output],
+                    outputs,
                     model_version=self.model_version,
                     from_grpc=payload.from_grpc,
                 )
@@ -211,3 +287,36 @@ def _plain(data: Any) -> Any:
 def as_kserve_error(exc: InvalidInferenceRequest) -> RejectedRequest:
     """kserve's ``InvalidInput`` (HTTP 400, gRPC INVALID_ARGUMENT) carrying our status."""
     return RejectedRequest(str(exc), exc.status)
+
+
+def explain_rows(explanation: Explanation, contributions: np.ndarray) -> list[dict[str, Any]]:
+    """Per row: the base value and every column's contribution, largest first by size.
+
+    The inputs' values are not repeated here: they are the answer's ``features``.
+    """
+    names = explanation.features
+    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")
+    amounts = contributions.astype(np.float64).tolist()
+    base = explanation.base_value
+    return [
+        {
+            "base_value": base,
+            "contributions": [{"feature": names[k], "contribution": row[k]} for k in ranked],
+        }
+        for ranked, row in zip(order.tolist(), amounts, strict=True)
+    ]
+
+
+def feature_rows(feed: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """The model inputs of every row as JSON-ready ``{feature: value}`` (None = missing)."""
+    columns = {name: _input_values(column) for name, column in feed.items()}
+    rows = len(next(iter(feed.values()))) if feed else 0
+    return [{name: values[i] for name, values in columns.items()} for i in range(rows)]
+
+
+def _input_values(column: np.ndarray | None) -> list[Any] | None:
+    """A feed column as JSON-ready values: NaN and "" (missing) become None."""
+    if column is None:
+        return None
+    values = column.reshape(-1).tolist()
+    return [None if v == "" or (isinstance(v, float) and v != v) else v for v in values]

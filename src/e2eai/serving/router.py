@@ -115,7 +115,7 @@ class ServedReply:
     content_type: str
     headers: tuple[tuple[str, str], ...]
     generation: int  # samples generation it belongs to (reset_samples starts a new one)
-    labelled: bool = field(default=False)
+    labelled: set[int] = field(default_factory=set)  # rows whose label arrived
 
     def probabilities(self) -> list[float] | None:
         return _probabilities(self.payload)
@@ -153,6 +153,7 @@ def allowed_routes(model_name: str) -> tuple[dict[str, str], re.Pattern[str]]:
         "/v1/models": "GET",
         f"/v1/models/{name}": "GET",
         f"/v1/models/{name}:predict": "POST",
+        f"/v1/models/{name}:explain": "POST",
         "/metrics": "GET",
     }
     versioned = re.compile(
@@ -527,31 +528,40 @@ class Router:
         )
 
     async def handle_feedback(self, request: web.Request) -> web.Response:
-        """Attach ground-truth labels to answered predictions: [{request_id, labels: [0|1…]}].
+        """Attach ground-truth labels to answered predictions:
+        ``[{request_id, labels: [0|1…], rows?: [i…]}]``.
 
-        Only ids the router answered since the samples were last reset, once each, with one
-        0/1 label per predicted probability; the answer counts what was not applied and why.
+        Only ids the router answered since the samples were last reset, each row once: one
+        0/1 label per predicted probability, or with ``rows`` the labels of those rows of the
+        request (a batch's predictions labelled one by one, as outcomes arrive). The answer
+        counts what was not applied and why.
         """
         items = _feedback_items(await _json_object(request))
         counts = {"matched": 0, "received": len(items), "unknown": 0, "duplicate": 0, "invalid": 0}
-        for request_id, labels in items:
+        for request_id, labels, rows in items:
             served = self.served.get(request_id)
             if served is None or served.generation != self.generation:
                 counts["unknown"] += 1
                 continue
-            if served.labelled:
-                counts["duplicate"] += 1
-                continue
             probabilities = served.probabilities()
+            if probabilities is None:
+                counts["invalid"] += 1
+                continue
+            rows = list(range(len(probabilities))) if rows is None else rows
             if (
-                probabilities is None
-                or len(labels) != len(probabilities)
+                len(labels) != len(rows)
+                or len(set(rows)) != len(rows)
+                or not all(0 <= r < len(probabilities) for r in rows)
                 or not all(type(y) is int and y in (0, 1) for y in labels)
             ):
                 counts["invalid"] += 1
                 continue
-            served.labelled = True
-            self.stats[served.slot].scored.extend(zip(probabilities, labels, strict=True))
+            fresh = [(r, y) for r, y in zip(rows, labels, strict=True) if r not in served.labelled]
+            if not fresh:
+                counts["duplicate"] += 1
+                continue
+            served.labelled.update(r for r, _ in fresh)
+            self.stats[served.slot].scored.extend((probabilities[r], y) for r, y in fresh)
             counts["matched"] += 1
         return web.json_response(counts)
 
@@ -623,8 +633,9 @@ def _probabilities(payload: bytes) -> list[float] | None:
     return [float(v) for v in values]
 
 
-def _feedback_items(params: dict[str, Any]) -> list[tuple[str, list[Any]]]:
-    """``(request_id, labels)`` of a feedback body; BadRequest naming the first bad field."""
+def _feedback_items(params: dict[str, Any]) -> list[tuple[str, list[Any], list[int] | None]]:
+    """``(request_id, labels, rows)`` of a feedback body; BadRequest naming the first bad
+    field (``rows`` None: the labels are of every row)."""
     items = params.get("feedback")
     if not isinstance(items, list):
         raise BadRequest("feedback", "expected a list of {request_id, labels}")
@@ -637,7 +648,12 @@ def _feedback_items(params: dict[str, Any]) -> list[tuple[str, list[Any]]]:
             raise BadRequest(f"feedback[{i}].request_id", "expected a non-empty string")
         if not isinstance(labels, list):
             raise BadRequest(f"feedback[{i}].labels", "expected a list of 0/1")
-        parsed.append((request_id, labels))
+        rows = item.get("rows")
+        if rows is not None and not (
+            isinstance(rows, list) and all(type(r) is int and r >= 0 for r in rows)
+        ):
+            raise BadRequest(f"feedback[{i}].rows", "expected a list of row numbers (0, 1, …)")
+        parsed.append((request_id, labels, rows))
     return parsed
 
 

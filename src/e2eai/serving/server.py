@@ -26,10 +26,13 @@ from typing import Any
 from urllib.parse import parse_qs
 from uuid import uuid4
 
+import numpy as np
 import orjson
 
 from e2eai.errors import InvalidInferenceRequest
+from e2eai.export.explanation import CONTRIBUTIONS
 from e2eai.serving.model_server import loopback_model_server, quiet_request_logs
+from e2eai.serving.predictor import OUTPUT_NAME
 from e2eai.serving.validation import is_unicode_text, tensors_from_v2_inputs
 
 log = logging.getLogger(__name__)
@@ -101,6 +104,7 @@ class FastInferencePath:
         self.served: dict[str, Callable[[bytes, Headers], Answer]] = {
             f"/v2/models/{name}/infer": self.infer,
             f"/v1/models/{name}:predict": self.predict_v1,
+            f"/v1/models/{name}:explain": self.explain_v1,
         }
         self.model_prefixes = (f"/v2/models/{name}/", f"/v1/models/{name}:")
 
@@ -175,14 +179,22 @@ class FastInferencePath:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def predict_v1(self, body: bytes, headers: Headers) -> Answer:
-        """One V1 prediction: ``{"instances": [{feature: value}, …]}`` → predictions."""
+    def _v1_feed(self, body: bytes) -> dict[str, Any]:
+        """The model inputs of a V1 body ``{"instances": [{feature: value}, …]}``."""
         request = parse_json_body(body)
         if not isinstance(request, dict) or "instances" not in request:
             raise InvalidInferenceRequest("instances", "V1 body must be {'instances': [...]}")
+        return self.predictor.feed_from_instances(request["instances"])
+
+    def predict_v1(self, body: bytes, headers: Headers) -> Answer:
+        """One V1 prediction: instances → predictions."""
         predictor = self.predictor
-        probability = predictor.run(predictor.feed_from_instances(request["instances"]))
+        probability = predictor.run(self._v1_feed(body))
         return 200, orjson.dumps(predictor.v1_response(probability)), []
+
+    def explain_v1(self, body: bytes, headers: Headers) -> Answer:
+        """V1 ``explain``: the predictions and, per row, each input's share of the logit."""
+        return 200, orjson.dumps(self.predictor.v1_explanation(self._v1_feed(body))), []
 
     def infer(self, body: bytes, headers: Headers) -> Answer:
         """One V2 inference: (status, body, extra headers)."""
@@ -210,40 +222,56 @@ class FastInferencePath:
             raise InvalidInferenceRequest("id", "must be valid Unicode text")
         tensors = tensors_from_v2_inputs(request["inputs"], raw)
         predictor = self.predictor
-        probability = predictor.run(predictor.feed_from_tensors(tensors))
+        wanted = requested_outputs(request, predictor.explanation is not None)
+        contributions = None
+        if CONTRIBUTIONS in wanted:
+            probability, contributions = predictor.run_explained(
+                predictor.feed_from_tensors(tensors)
+            )
+        else:
+            probability = predictor.run(predictor.feed_from_tensors(tensors))
         response: dict[str, Any] = {
             "model_name": predictor.name,
             "model_version": predictor.model_version,
             "id": request_id,
             "outputs": [],
         }
+        tensors_out = [("probability", probability)]
+        if OUTPUT_NAME not in wanted:
+            tensors_out = []
+        if contributions is not None:
+            tensors_out.append((CONTRIBUTIONS, contributions))
         if _wants_binary_output(request):
-            data = probability.astype("<f4").tobytes()
-            response["outputs"].append(
-                {
-                    "name": "probability",
-                    "datatype": "FP32",
-                    "shape": [len(probability)],
-                    "parameters": {"binary_data_size": len(data)},
-                }
-            )
+            blobs = []
+            for name, values in tensors_out:
+                data = np.ascontiguousarray(values, dtype="<f4").tobytes()
+                blobs.append(data)
+                response["outputs"].append(
+                    {
+                        "name": name,
+                        "datatype": "FP32",
+                        "shape": list(values.shape),
+                        "parameters": {"binary_data_size": len(data)},
+                    }
+                )
             header = orjson.dumps(response)
             return (
                 200,
-                header + data,
+                header + b"".join(blobs),
                 [
                     (b"content-type", _OCTET),
                     (_HEADER_LENGTH, str(len(header)).encode()),
                 ],
             )
-        response["outputs"].append(
-            {
-                "name": "probability",
-                "datatype": "FP32",
-                "shape": [len(probability)],
-                "data": probability,
-            }
-        )
+        for name, values in tensors_out:
+            response["outputs"].append(
+                {
+                    "name": name,
+                    "datatype": "FP32",
+                    "shape": list(values.shape),
+                    "data": values.reshape(-1),
+                }
+            )
         return 200, orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY), []
 
 
@@ -252,6 +280,30 @@ def _asks_for_a_version(query_string: bytes) -> bool:
     return bool(query_string) and "model_version" in parse_qs(
         query_string.decode("latin-1"), keep_blank_values=True
     )
+
+
+def requested_outputs(request: dict[str, Any], explains: bool) -> set[str]:
+    """The output names a V2 request asks for (all but ``contributions`` when it names none).
+
+    400 naming ``outputs`` for a name the graph does not have.
+    """
+    outputs = request.get("outputs")
+    if outputs is None:
+        return {OUTPUT_NAME}
+    if not isinstance(outputs, list):
+        raise InvalidInferenceRequest("outputs", "must be a list of {name}")
+    have = {OUTPUT_NAME, CONTRIBUTIONS} if explains else {OUTPUT_NAME}
+    names = set()
+    for i, output in enumerate(outputs):
+        name = output.get("name") if isinstance(output, dict) else None
+        if not isinstance(name, str):
+            raise InvalidInferenceRequest(f"outputs[{i}].name", "must be a string")
+        if name not in have:
+            raise InvalidInferenceRequest(
+                f"outputs[{i}].name", f"the model has no output {name[:60]!r} ({sorted(have)})"
+            )
+        names.add(name)
+    return names or {OUTPUT_NAME}
 
 
 def _wants_binary_output(request: dict[str, Any]) -> bool:

@@ -99,8 +99,18 @@ class Family(ABC):
         """The model saved in ``model_dir`` (ModelArtifactError when files are missing)."""
 
     @abstractmethod
-    def export_onnx(self, model: LoadedModel, out_path: Path, task: Task) -> Path:
-        """One ONNX graph under the serving contract: the task's inputs → ``probability``."""
+    def export_onnx(
+        self,
+        model: LoadedModel,
+        out_path: Path,
+        task: Task,
+        reference: pd.DataFrame | None = None,
+    ) -> Path:
+        """One ONNX graph under the serving contract: the task's inputs → ``probability``.
+
+        A family whose model splits its logit by input also outputs ``contributions``,
+        centred on ``reference`` rows (:mod:`e2eai.export.explanation`); others ignore them.
+        """
 
     def warm_start(self, request: FitRequest, parent_dir: Path) -> FittedModel:
         """Continue training the model in ``parent_dir`` on the request's data."""

@@ -49,6 +49,12 @@ class TabularMLP(nn.Module):
             pairs = (spec.crosses or []) if p.cross_buckets > 0 else []
             self.crosses = [tuple(_column(spec, name) for name in pair) for pair in pairs]
             self.wide_crosses = nn.ModuleList(nn.Embedding(p.cross_buckets, 1) for _ in pairs)
+            # Which term columns a cross's value goes to (half each): [pairs, F + C + 1].
+            share = torch.zeros(len(pairs), len(spec.numeric) + len(spec.categorical) + 1)
+            for k, pair in enumerate(self.crosses):
+                for is_category, j in pair:
+                    share[k, len(spec.numeric) + j if is_category else j] += 0.5
+            self.register_buffer("cross_share", share, persistent=False)
             # Quantile bins give each numeric a step-shaped effect (what a tree would split).
             edges = spec.binned_edges() if p.numeric_bins > 0 else np.zeros((0, 0), np.float32)
             self.register_buffer("bin_edges", torch.from_numpy(edges))
@@ -73,14 +79,7 @@ class TabularMLP(nn.Module):
             nn.init.zeros_(layers[-1].bias)
 
     def forward(self, numeric: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
-        missing = torch.isnan(numeric)
-        x = filled = torch.where(missing, self.fill, numeric)
-        x = torch.minimum(torch.maximum(x, self.lower), self.upper)
-        x = torch.where(self.log_mask, torch.log1p(torch.clamp(x, min=0.0)), x)
-        x = (x - self.mean) / self.std
-        indicators = missing.index_select(1, self.indicator_index).to(x.dtype)
-        embedded = [emb(categories[:, j]) for j, emb in enumerate(self.embeddings)]
-        dense = torch.cat([x, indicators], dim=1)
+        filled, dense, embedded = self._prepare(numeric, categories)
         logit = self.body(torch.cat([dense, *embedded], dim=1)).squeeze(-1)
         if not self.wide:
             return logit
@@ -91,13 +90,76 @@ class TabularMLP(nn.Module):
         # beyond it (a new month, hour 24) lands where the edge of the range did.
         clipped = torch.minimum(torch.maximum(filled, self.lower), self.upper)
         if self.bin_edges.numel():
-            bins = (clipped.unsqueeze(-1) > self.bin_edges).sum(dim=-1) + self.bin_offset
-            wide = wide + self.wide_bins(bins).sum(dim=1)
+            wide = wide + self.wide_bins(self._bins(clipped)).sum(dim=1)
         for (a, b), emb in zip(self.crosses, self.wide_crosses, strict=True):
-            key = self._cross_part(a, clipped, categories) * _CROSS_MULTIPLIER
-            key = key + self._cross_part(b, clipped, categories)
-            wide = wide + emb(torch.remainder(key, self.cross_buckets))
+            wide = wide + emb(self._cross_key(a, b, clipped, categories))
         return logit + wide.squeeze(-1)
+
+    def terms(self, numeric: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
+        """The logit split by input: [N, F + C + 1], numerics, categories, then the deep part.
+
+        ``terms(...).sum(1) + wide_dense.bias`` is ``forward(...)``. A numeric's term is its
+        wide weight on the normalised value, its missing indicator and its quantile bin; a
+        category's is its wide weight; a hashed cross is split half and half between its two
+        inputs; the deep MLP (what is not additive) is the last column. Wide models only.
+        """
+        if not self.wide:
+            raise ValueError("only a wide model's logit splits by input")
+        filled, dense, embedded = self._prepare(numeric, categories)
+        n_numeric = numeric.shape[1]
+        weight = self.wide_dense.weight[0]
+        x, indicators = dense[:, :n_numeric], dense[:, n_numeric:]
+        numeric_terms = (x * weight[:n_numeric]).index_add(
+            1, self.indicator_index, indicators * weight[n_numeric:]
+        )
+        clipped = torch.minimum(torch.maximum(filled, self.lower), self.upper)
+        if self.bin_edges.numel():
+            numeric_terms = numeric_terms + self.wide_bins(self._bins(clipped)).squeeze(-1)
+        parts = [numeric_terms]
+        parts += [emb(categories[:, j]) for j, emb in enumerate(self.wide_embeddings)]
+        parts.append(self.body(torch.cat([dense, *embedded], dim=1)))
+        terms = torch.cat(parts, dim=1)
+        if self.crosses:
+            crossed = torch.cat(
+                [
+                    emb(self._cross_key(a, b, clipped, categories))
+                    for (a, b), emb in zip(self.crosses, self.wide_crosses, strict=True)
+                ],
+                dim=1,
+            )
+            terms = terms + crossed @ self.cross_share
+        return terms
+
+    def term_names(self, spec: TabularSpec) -> list[str]:
+        """The columns of :meth:`terms`: the spec's numerics, categories, then ``deep``."""
+        return [*spec.numeric, *spec.categorical, DEEP_TERM]
+
+    def _prepare(
+        self, numeric: torch.Tensor, categories: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """(imputed numerics, normalised numerics + missing indicators, deep embeddings)."""
+        missing = torch.isnan(numeric)
+        x = filled = torch.where(missing, self.fill, numeric)
+        x = torch.minimum(torch.maximum(x, self.lower), self.upper)
+        x = torch.where(self.log_mask, torch.log1p(torch.clamp(x, min=0.0)), x)
+        x = (x - self.mean) / self.std
+        indicators = missing.index_select(1, self.indicator_index).to(x.dtype)
+        embedded = [emb(categories[:, j]) for j, emb in enumerate(self.embeddings)]
+        return filled, torch.cat([x, indicators], dim=1), embedded
+
+    def _bins(self, clipped: torch.Tensor) -> torch.Tensor:
+        return (clipped.unsqueeze(-1) > self.bin_edges).sum(dim=-1) + self.bin_offset
+
+    def _cross_key(
+        self,
+        a: tuple[bool, int],
+        b: tuple[bool, int],
+        clipped: torch.Tensor,
+        categories: torch.Tensor,
+    ) -> torch.Tensor:
+        key = self._cross_part(a, clipped, categories) * _CROSS_MULTIPLIER
+        key = key + self._cross_part(b, clipped, categories)
+        return torch.remainder(key, self.cross_buckets)
 
     @staticmethod
     def _cross_part(
@@ -121,6 +183,8 @@ class TabularMLP(nn.Module):
         return wide, deep
 
 
+DEEP_TERM = "deep"
+"""Name of the deep MLP's column of :meth:`TabularMLP.terms` (the interactions)."""
 _CROSS_MULTIPLIER = 7919
 """Prime spreading the first component before the modulo (codes stay far below int64)."""
 _CROSS_MAX_VALUE = 1e6

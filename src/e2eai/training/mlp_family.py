@@ -203,12 +203,19 @@ class WideDeepFamily(TorchFamily):
         module, spec = load_mlp(model_dir)
         return MLPModel(self.name, model_dir, module, spec)
 
-    def export_onnx(self, model: LoadedModel, out_path: Path, task: Task) -> Path:
+    def export_onnx(
+        self,
+        model: LoadedModel,
+        out_path: Path,
+        task: Task,
+        reference: pd.DataFrame | None = None,
+    ) -> Path:
         from e2eai.export.torch_onnx import torch_to_onnx
 
         if not isinstance(model, MLPModel):
             raise ModelArtifactError(f"{model.model_dir}: not a {self.name} model")
-        return torch_to_onnx(model.module, model.spec, out_path, task, f"{task.name}_{self.name}")
+        name = f"{task.name}_{self.name}"
+        return torch_to_onnx(model.module, model.spec, out_path, task, name, reference)
 
     # -- what the DDP worker asks ----------------------------------------------------------------
 

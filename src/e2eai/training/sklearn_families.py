@@ -148,7 +148,13 @@ class SklearnFamily(Family):
             raise ModelArtifactError(f"{model_dir}: {self.name} model lacks {MODEL_FILE}")
         return SklearnModel(self.name, model_dir, joblib.load(path))
 
-    def export_onnx(self, model: LoadedModel, out_path: Path, task: Task) -> Path:
+    def export_onnx(
+        self,
+        model: LoadedModel,
+        out_path: Path,
+        task: Task,
+        reference: pd.DataFrame | None = None,
+    ) -> Path:
         from e2eai.export.sklearn_onnx import sklearn_to_onnx
 
         if not isinstance(model, SklearnModel):
@@ -210,10 +216,16 @@ class HistGradientBoostingFamily(SklearnFamily):
     title = "gradient boosting"
     early_stops_on_validation = True
 
-    def export_onnx(self, model: LoadedModel, out_path: Path, task: Task) -> Path:
+    def export_onnx(
+        self,
+        model: LoadedModel,
+        out_path: Path,
+        task: Task,
+        reference: pd.DataFrame | None = None,
+    ) -> Path:
         if isinstance(model, SklearnModel):
             model = SklearnModel(model.family, model.model_dir, float32_thresholds(model.pipeline))
-        return super().export_onnx(model, out_path, task)
+        return super().export_onnx(model, out_path, task, reference)
 
     def pipeline(self, task: Task, seed: int) -> Pipeline:
         from sklearn.compose import ColumnTransformer

@@ -194,8 +194,8 @@ function fact(name, value) {
 }
 
 /**
- * The explanation's top features as diverging bars. Reads
- * {base_value, contributions: [{feature, value, contribution}]} (a bare list works too).
+ * The explanation's top features as diverging bars, and what the others add. Reads
+ * {base_value, contributions: [{feature, value, contribution}], rest: {features, contribution}}.
  */
 function explanationView(task, explanation) {
   const contributions = Array.isArray(explanation) ? explanation : explanation?.contributions;
@@ -203,21 +203,40 @@ function explanationView(task, explanation) {
   const top = [...contributions].sort((a, b) => Math.abs(b.contribution) - Math.abs(a.contribution));
   const largest = Math.max(...top.map((c) => Math.abs(c.contribution))) || 1;
   const base = explanation?.base_value;
+  const rest = explanation?.rest;
   return h("section", { class: "explanation", "aria-labelledby": "explanation-title" },
     h("h3", { id: "explanation-title" }, "Why"),
     h("p", { class: "hint" },
-      `The features that moved this prediction most. Bars to the right raise the chance of being ${task.positive_name}, bars to the left lower it`,
-      base == null ? "." : ` (from a base value of ${base.toFixed(3)}).`),
+      `The features that moved this prediction most, in log-odds. Bars to the right raise the chance of being ${task.positive_name}, bars to the left lower it`,
+      base == null ? "." : ` (from the model's average, ${(100 / (1 + Math.exp(-base))).toFixed(1)} %, log-odds ${signed(base)}).`),
     h("ol", { class: "contributions" }, top.map((c) => {
       const width = `${(Math.abs(c.contribution) / largest) * 100}%`;
       const bar = h("span", { class: "bar", style: `width: ${width}` });
       const sign = c.contribution >= 0 ? "up" : "down";
       return h("li", { class: `contribution contribution-${sign}` },
-        h("span", { class: "contribution-name" }, humanize(c.feature),
-          c.value == null ? "" : h("span", { class: "contribution-value" }, ` = ${c.value}`)),
+        h("span", { class: "contribution-name" }, contributionName(c.feature),
+          c.value == null ? "" : h("span", { class: "contribution-value" }, ` = ${shortValue(c.value)}`)),
         h("span", { class: "track", "aria-hidden": "true" },
           h("span", { class: "half half-down" }, sign === "down" ? bar : ""),
           h("span", { class: "half half-up" }, sign === "up" ? bar : "")),
-        h("span", { class: "contribution-amount" }, `${c.contribution >= 0 ? "+" : "−"}${Math.abs(c.contribution).toFixed(3)}`));
-    })));
+        h("span", { class: "contribution-amount" }, signed(c.contribution)));
+    })),
+    rest?.features
+      ? h("p", { class: "hint contributions-rest" },
+        `${rest.features} smaller contributions add ${signed(rest.contribution)}.`)
+      : null);
+}
+
+/** A model input as a person reads it: numbers to at most three decimals. */
+function shortValue(value) {
+  return typeof value === "number" ? String(Number(value.toFixed(3))) : String(value);
+}
+
+function signed(value) {
+  return `${value >= 0 ? "+" : "−"}${Math.abs(value).toFixed(3)}`;
+}
+
+/** The deep part of a Wide & Deep model belongs to no single input. */
+function contributionName(feature) {
+  return feature === "deep" ? "Interactions (deep part)" : humanize(feature);
 }

@@ -82,6 +82,7 @@ def explaining_model(flight_window_run: Any) -> Path:
     request = FitRequest(task, split.train, split.validation, training, out / "work")
     fitted = family("torch_mlp").fit(request)
     export_model(fitted.model_dir, split.holdout, out, ExportSettings(quantize=False), task)
+    split.train.to_parquet(out / "reference.parquet", index=False)  # what monitoring reads
     return onnx
 
 
@@ -90,11 +91,14 @@ def register_model(
 ) -> int:
     metrics = tmp / f"metrics-{onnx.parent.name}-{onnx.stem}.json"
     metrics.write_text(json.dumps({"roc_auc": 0.76}))
+    artifacts = {"model.onnx": onnx, "metrics.json": metrics}
+    if (onnx.parent / "reference.parquet").is_file():
+        artifacts["reference.parquet"] = onnx.parent / "reference.parquet"
     with ModelRegistry.from_settings(settings) as registry:
         return registry.register(
             name=NAME,
             family=family,
-            artifacts={"model.onnx": onnx, "metrics.json": metrics},
+            artifacts=artifacts,
             metrics={"roc_auc": 0.76},
             params={},
             lineage={"feature_service": "flight_delay_v1"},

@@ -25,6 +25,9 @@ import pytest
 from app_fixtures import AppDeployment, start_app_deployment
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
+from e2eai.config import MonitoringSettings
+from e2eai.monitoring.monitor import monitor
+
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(300)]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -364,20 +367,47 @@ def test_the_models_page_deploys_a_canary_and_shows_the_split(
             )
 
 
-def test_monitoring_says_when_it_has_no_reports_and_links_them(page, deployment, tmp_path) -> None:
+def test_monitoring_says_when_it_has_no_reports_then_shows_a_real_pass(
+    page, deployment, api, tmp_path
+) -> None:
     open_page(page, "monitoring")
     expect(page.get_by_role("main").get_by_role("status")).to_contain_text(
         "Monitoring has not produced reports yet"
     )
     page.screenshot(path=tmp_path / "monitoring-empty.png", full_page=True)
 
-    reports = deployment.settings.home / "monitoring" / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
-    (reports / "2013-01-10.html").write_text("<!doctype html><title>report</title>")
+    # Real traffic through the app: a batch of real flights (their week), their outcomes,
+    # and one flight a week later, which completes that week; then a monitoring pass.
+    flights = deployment.requests[:60]
+    answered = api.post("/api/predictions", json={"requests": flights}).json()["predictions"]
+    for i, prediction in enumerate(answered[:40]):
+        url = f"/api/predictions/{prediction['id']}/feedback"
+        api.post(url, json={"label": int(i % 3 == 0)}, headers=deployment.admin).raise_for_status()
+    later = deployment.requests[0] | {"scheduled_departure": "2013-01-21T09:00:00-05:00"}
+    api.post("/api/predictions", json={"request": later}).raise_for_status()
+    settings = deployment.settings.model_copy(
+        update={"monitoring": MonitoringSettings(min_rows=20, min_labelled=20)}
+    )
+    (week,) = monitor(settings).windows
+    assert week["window"] == "2013-01-07_2013-01-14" and week["labelled"] >= 40
+
     page.reload()
-    link = page.get_by_role("link", name="2013-01-10")
-    expect(link).to_have_attribute("href", "/reports/2013-01-10.html")
+    row = page.locator(f'tr[data-window="{week["window"]}"]')
+    expect(row).to_contain_text(str(week["rows"]))
+    expect(row.get_by_role("link", name="window")).to_have_attribute(
+        "href", f"/reports/{week['window']}.html"
+    )
+    expect(row.get_by_role("link", name="drift (Evidently)")).to_have_attribute(
+        "href", f"/reports/{week['window']}-drift.html"
+    )
+    expect(row.locator(".auc")).to_contain_text(f"{week['quality']['roc_auc']:.3f}")
+    expect(
+        page.get_by_role("img", name=re.compile("ROC-AUC and drift share over 1 window"))
+    ).to_be_visible()
+    drift = page.locator("table.drift")
+    expect(drift.get_by_role("rowheader", name="Temp", exact=True)).to_be_visible()
     page.screenshot(path=tmp_path / "monitoring.png", full_page=True)
+    assert api.get(f"/reports/{week['window']}.html").status_code == 200
 
 
 def test_every_page_fits_a_phone_and_labels_every_input(phone, deployment, api, tmp_path) -> None:

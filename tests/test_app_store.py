@@ -8,7 +8,6 @@ timestamps tz-aware on both backends; an unreachable database is DatabaseUnavail
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import JSON, bindparam, inspect, text
 from sqlalchemy.engine import make_url
 
 from e2eai.app.migrations import alembic_config
@@ -31,6 +30,7 @@ from e2eai.app.store import (
     UnknownPrediction,
 )
 from e2eai.config import Settings
+from e2eai.registry.tables import UTCDateTime
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -115,12 +115,17 @@ def test_a_database_of_the_previous_revision_upgrades_with_its_rows(database_url
                     "INSERT INTO predictions (id, request_id, created_at, task, model_name, "
                     "model_version, slot, request, probability, latency_ms) VALUES (:id, :rid, "
                     ":at, 'flights', 'm', '1', 'stable', :request, 0.25, 3.5)"
+                ).bindparams(
+                    # The column's own type formats the time (a driver-level datetime adapter
+                    # that another library registered must not decide how it is stored).
+                    bindparam("at", type_=UTCDateTime()),
+                    bindparam("request", type_=JSON()),
                 ),
                 {
                     "id": old.id,
                     "rid": old.request_id,
                     "at": old.created_at,
-                    "request": json.dumps(old.request),
+                    "request": old.request,
                 },
             )
         store.migrate()
@@ -128,6 +133,7 @@ def test_a_database_of_the_previous_revision_upgrades_with_its_rows(database_url
         assert view is not None
         assert view.record.request == old.request and view.record.probability == 0.25
         assert view.record.features is None and view.record.explanation is None
+        assert view.record.event_time == view.record.created_at  # filled in by the upgrade
         explained = PredictionRecord(
             **{
                 **prediction(1).__dict__,

@@ -243,6 +243,25 @@ class AuthSettings(_Section):
     )
 
 
+class MonitoringSettings(_Section):
+    """Windows of served traffic that monitoring reports on."""
+
+    window_days: int = Field(7, ge=1, le=366, description="Length of a monitoring window.")
+    anchor: date = Field(
+        date(2013, 1, 7),
+        description="A day windows start on (a Monday): windows are anchor + k·window_days.",
+    )
+    min_rows: int = Field(
+        200, ge=1, description="A window with fewer predictions gets no drift check."
+    )
+    min_labelled: int = Field(
+        200, ge=1, description="Labelled predictions a window needs before quality counts."
+    )
+    threshold: float = Field(
+        0.5, gt=0, lt=1, description="Probability at which precision and recall are read."
+    )
+
+
 class AppSettings(_Section):
     """The web application: its backend API, the database it keeps records in, where it
     sends predictions."""
@@ -329,6 +348,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     auth: AuthSettings = AuthSettings()
     app: AppSettings = AppSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     pipeline: PipelineSettings = PipelineSettings()
 
     @model_validator(mode="after")

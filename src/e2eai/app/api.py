@@ -44,6 +44,7 @@ from e2eai.app.schemas import (
     FeedbackStatus,
     ModelInfo,
     Models,
+    MonitoringReport,
     MonitoringReports,
     Prediction,
     PredictionItem,
@@ -265,6 +266,34 @@ def _prediction(record: "PredictionRecord", thresholds: tuple[float, float]) -> 
     )
 
 
+def _event_time(instance: dict[str, Any], field: str | None) -> datetime | None:
+    """When the predicted event happens: the request's time field (validated, with its
+    offset), in UTC; None when the task has none."""
+    if field is None or instance.get(field) is None:
+        return None
+    return datetime.fromisoformat(str(instance[field])).astimezone(UTC)
+
+
+def _report(window: dict[str, Any]) -> MonitoringReport:
+    """A window's summary (``windows.jsonl``) as the API shows it."""
+    quality, drift = window.get("quality") or {}, window.get("drift") or {}
+    return MonitoringReport(
+        window=window["window"],
+        start=window["start"],
+        end=window["end"],
+        url=f"/reports/{window['report']}",
+        drift_url=f"/reports/{window['drift_report']}" if window.get("drift_report") else None,
+        rows=window["rows"],
+        labelled=window["labelled"],
+        roc_auc=quality.get("roc_auc"),
+        roc_auc_low=quality.get("roc_auc_low"),
+        roc_auc_high=quality.get("roc_auc_high"),
+        holdout_roc_auc=window.get("holdout_roc_auc"),
+        drift_share=drift.get("share"),
+        features=drift.get("features", []),
+    )
+
+
 def _prediction_json(record: "PredictionRecord", thresholds: tuple[float, float]) -> dict:
     """What :func:`_prediction` validates, as plain JSON-ready data (the hot path)."""
     return {
@@ -315,6 +344,7 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
     Request_ = request_model(task)
     max_batch = settings.app.max_batch
     keep = settings.app.explanation_features
+    time_field = task.request_time_field
 
     class PredictionsIn(BaseModel):
         """One request (``request``) or a batch (``requests``), not both."""
@@ -452,6 +482,7 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
                 probability=probability,
                 latency_ms=served.latency_ms,
                 request_row=row,
+                event_time=_event_time(instance, time_field),
                 features=features,
                 explanation=top_contributions(explanation, features, keep),
             )
@@ -650,18 +681,12 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
 
     @app.get("/api/monitoring/reports", response_model=MonitoringReports, tags=["monitoring"])
     async def monitoring_reports() -> MonitoringReports:
-        """Monitoring reports, newest first (none until monitoring has run)."""
-        folder = settings.home / "monitoring" / "reports"
-        reports = []
-        for path in sorted(folder.glob("*.html"), reverse=True) if folder.is_dir() else []:
-            reports.append(
-                {
-                    "window": path.stem,
-                    "url": f"/reports/{path.name}",
-                    "created_at": datetime.fromtimestamp(path.stat().st_mtime, UTC),
-                }
-            )
-        return MonitoringReports(reports=reports)
+        """Monitoring windows, newest first, with their figures and reports (none until
+        `e2eai monitor` has run)."""
+        from e2eai.monitoring.monitor import window_summaries
+
+        summaries = await run_in_threadpool(window_summaries, settings)
+        return MonitoringReports(reports=[_report(w) for w in reversed(summaries)])
 
     # -- operations ----------------------------------------------------------------------------
 

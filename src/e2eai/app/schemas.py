@@ -240,10 +240,29 @@ class ReasonIn(BaseModel):
     reason: str = Field("", max_length=500)
 
 
+class FeatureDriftInfo(BaseModel):
+    name: str
+    score: float | None = None
+    threshold: float | None = None
+    drifted: bool
+
+
 class MonitoringReport(BaseModel):
+    """One monitoring window: its figures and its reports."""
+
     window: str
-    url: str
-    created_at: datetime
+    start: datetime
+    end: datetime
+    url: str = Field(description="This window's report (HTML).")
+    drift_url: str | None = Field(None, description="Evidently's drift report (HTML).")
+    rows: int
+    labelled: int
+    roc_auc: float | None = None
+    roc_auc_low: float | None = None
+    roc_auc_high: float | None = None
+    holdout_roc_auc: float | None = Field(None, description="The reference version's.")
+    drift_share: float | None = Field(None, description="Importance-weighted, 0..1.")
+    features: list[FeatureDriftInfo] = Field(default_factory=list)
 
 
 class MonitoringReports(BaseModel):

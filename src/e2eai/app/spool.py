@@ -288,9 +288,19 @@ def _record_from_json(data: dict[str, Any]) -> PredictionRecord:
         probability=float(data["probability"]),
         latency_ms=float(data["latency_ms"]),
         request_row=int(data.get("request_row", 0)),
+        event_time=_optional_time(data.get("event_time")),
         features=_optional_object(data.get("features"), "features"),
         explanation=_optional_object(data.get("explanation"), "explanation"),
     )
+
+
+def _optional_time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    at = datetime.fromisoformat(str(value))
+    if at.tzinfo is None:
+        raise ValueError("event_time has no time zone")
+    return at
 
 
 def _optional_object(value: Any, name: str) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
     from e2eai.config import Settings
 
-# Execution option marking write transactions (SQLite then takes the write lock up front).
-# How long a SQLite connection waits for another writer's lock before giving up.
 # How long a PostgreSQL connection attempt may take before the database counts as down
 # (unless the URL sets connect_timeout itself).
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
@@ -67,7 +65,25 @@ class PredictionRecord:
     latency_ms: float
     request_row: int = 0  # its row in the serving request (batches share the request id)
     features: dict[str, Any] | None = None  # model inputs used (after enrichment)
+    event_time: datetime | None = None  # when the predicted event happens; None: created_at
     explanation: dict[str, Any] | None = None  # {"base_value", "contributions": [...]}
+
+    def __post_init__(self) -> None:
+        if self.event_time is None:  # an event without its own time happens when asked
+            object.__setattr__(self, "event_time", self.created_at)
+
+
+@dataclass(frozen=True)
+class LoggedPrediction:
+    """One row of the prediction log as monitoring reads it."""
+
+    id: str
+    event_time: datetime
+    model_version: str
+    slot: str
+    probability: float
+    features: dict[str, Any] | None
+    label: int | None  # None until feedback arrives
 
 
 @dataclass(frozen=True)
@@ -346,6 +362,38 @@ class AppStore:
                 for row in session.scalars(query)
             ]
 
+    def prediction_log(self, since: datetime, until: datetime) -> list[LoggedPrediction]:
+        """Every prediction whose event happens in [since, until), oldest first, with its
+        label when feedback arrived: what monitoring reads."""
+        query = (
+            select(
+                PredictionRow.id,
+                PredictionRow.event_time,
+                PredictionRow.model_version,
+                PredictionRow.slot,
+                PredictionRow.probability,
+                PredictionRow.features,
+                FeedbackRow.label,
+            )
+            .outerjoin(FeedbackRow, FeedbackRow.prediction_id == PredictionRow.id)
+            .where(
+                PredictionRow.event_time >= _aware_bound("since", since),
+                PredictionRow.event_time < _aware_bound("until", until),
+            )
+            .order_by(PredictionRow.event_time, PredictionRow.id)
+        )
+        with self._reachable(), Session(self.engine) as session:
+            return [LoggedPrediction(*row) for row in session.execute(query)]
+
+    def event_time_range(self) -> tuple[datetime, datetime] | None:
+        """(first, last) event time logged; None while nothing is."""
+        query = select(func.min(PredictionRow.event_time), func.max(PredictionRow.event_time))
+        with self._reachable(), Session(self.engine) as session:
+            first, last = session.execute(query).one()
+        if first is None:
+            return None
+        return _as_utc(first), _as_utc(last)
+
     def counts(self) -> dict[str, int]:
         """How many predictions and feedback labels are stored."""
         with self._reachable(), Session(self.engine) as session:
@@ -448,6 +496,7 @@ def _prediction_values(record: PredictionRecord) -> dict[str, Any]:
         "probability": float(record.probability),
         "latency_ms": float(record.latency_ms),
         "request_row": int(record.request_row),
+        "event_time": _aware_field(f"prediction {record.id} event_time", record.event_time),
         # Parsed from the predictor's JSON answer (or the spool's): JSON already.
         "features": record.features,
         "explanation": record.explanation,
@@ -458,6 +507,13 @@ def _aware_field(what: str, value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidRecord(f"{what} {value.isoformat()} is naive: give it a time zone (UTC)")
     return value
+
+
+def _as_utc(value: datetime) -> datetime:
+    """An aggregate's datetime (func.min/max skip the column type: SQLite gives it naive)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _aware_bound(name: str, value: datetime) -> datetime:
@@ -480,6 +536,7 @@ def _to_view(row: PredictionRow, feedback: FeedbackRow | None) -> PredictionView
             probability=row.probability,
             latency_ms=row.latency_ms,
             request_row=row.request_row,
+            event_time=row.event_time,
             features=row.features,
             explanation=row.explanation,
         ),

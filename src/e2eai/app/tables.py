@@ -48,6 +48,7 @@ class PredictionRow(Base):
         Index("ix_predictions_created_at_id", "created_at", "id"),
         Index("ix_predictions_model_version", "model_version"),
         Index("ix_predictions_slot", "slot"),
+        Index("ix_predictions_event_time", "event_time"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -55,6 +56,8 @@ class PredictionRow(Base):
     # The prediction's row in that serving request (a batch shares one request id).
     request_row: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[datetime]
+    # When the predicted event happens (the task's request time field), else created_at.
+    event_time: Mapped[datetime]
     task: Mapped[str] = mapped_column(String(64))
     model_name: Mapped[str] = mapped_column(String(128))
     model_version: Mapped[str] = mapped_column(String(64))

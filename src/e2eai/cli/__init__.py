@@ -62,6 +62,7 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("e2eai.cli.serving", None),
     ("e2eai.cli.rollout", "rollout"),
     ("e2eai.cli.web", None),
+    ("e2eai.cli.monitor", None),
 )
 
 

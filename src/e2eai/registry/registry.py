@@ -83,7 +83,8 @@ class ModelRegistry:
     """
 
     def __init__(self, database_url: str, store: ArtifactStore) -> None:
-        """Open (creating its tables if needed) the registry at SQLAlchemy ``database_url``."""
+        """Open the registry at SQLAlchemy ``database_url``, migrating its schema to the newest
+        revision (creating it in an empty database)."""
         self.engine: Engine = create_registry_engine(database_url)
         self.store = store
         self._writer = writer(self.engine)

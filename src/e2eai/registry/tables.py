@@ -1,4 +1,8 @@
-"""Registry metadata as SQLAlchemy ORM tables (portable: SQLite by default, PostgreSQL too)."""
+"""Registry metadata as SQLAlchemy ORM tables (portable: SQLite by default, PostgreSQL too).
+
+The schema itself is made by the Alembic migrations in ``migrations/versions``; a test
+checks that these classes and the migrations describe the same tables.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -25,6 +30,17 @@ from sqlalchemy.types import TypeDecorator
 from e2eai.registry.stages import Stage
 
 _STAGE_VALUES = ", ".join(f"'{stage.value}'" for stage in Stage)
+
+# Explicit names for the constraints the classes below leave unnamed, so that later migrations
+# can refer to them on every backend. They are PostgreSQL's own default names: registries
+# created before the migrations existed (``create_all``, no names given) already have them.
+# CHECK constraints have no such default: name each one explicitly.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",  # SQLAlchemy's default
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "fk": "%(table_name)s_%(column_0_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -56,6 +72,7 @@ def utc_now() -> datetime:
 
 
 class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
 
 

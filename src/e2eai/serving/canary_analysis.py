@@ -187,7 +187,7 @@ def latency_check(
     )
 
 
-def _auc_with_se(scored: Sequence[tuple[float, int]]) -> tuple[float, float, int, int]:
+def auc_with_se(scored: Sequence[tuple[float, int]]) -> tuple[float, float, int, int]:
     """ROC-AUC (Mann-Whitney form) and its Hanley–McNeil (1982) standard error."""
     from scipy.stats import rankdata
 
@@ -232,8 +232,8 @@ def auc_check(
             note=f"needs {policy.min_labelled} labelled rows and "
             f"{policy.min_class_count} of each class per slot",
         )
-    auc_s, se_s, _, _ = _auc_with_se(stable.scored)
-    auc_c, se_c, _, _ = _auc_with_se(canary.scored)
+    auc_s, se_s, _, _ = auc_with_se(stable.scored)
+    auc_c, se_c, _, _ = auc_with_se(canary.scored)
     se = math.sqrt(se_s**2 + se_c**2)
     z = (auc_c - auc_s + policy.auc_margin) / se
     p_value = float(norm.cdf(z))  # small when the canary's AUC is clearly lower

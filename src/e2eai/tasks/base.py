@@ -90,6 +90,12 @@ class Task(ABC):
         return [f.name for f in self.features]
 
     @property
+    def request_time_field(self) -> str | None:
+        """The request field that says when the predicted event happens (the first datetime
+        field: a flight's scheduled departure); monitoring windows predictions by it."""
+        return next((f.name for f in self.request_fields if f.type == "datetime"), None)
+
+    @property
     def numeric_features(self) -> list[str]:
         return [f.name for f in self.features if f.kind == "numeric"]
 

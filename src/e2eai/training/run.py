@@ -105,6 +105,10 @@ class TrainingResult:
         }
 
 
+REFERENCE_ROWS = 20_000
+"""Training rows kept with a version as monitoring's reference (``reference.parquet``)."""
+
+
 def load_training_frame(settings: Settings, task: Task) -> pd.DataFrame:
     """The task's training rows: the training window plus its holdout days, or every row."""
     t = settings.training
@@ -223,6 +227,10 @@ def run_training(
     run_dir.mkdir(parents=True, exist_ok=True)
     holdout_path = run_dir / "holdout.parquet"
     split.holdout.to_parquet(holdout_path, index=False)
+    # What monitoring compares served traffic with: a sample of the rows the model learnt on.
+    reference_path = run_dir / "reference.parquet"
+    sample = min(len(split.train), REFERENCE_ROWS)
+    split.train.sample(sample, random_state=t.seed).to_parquet(reference_path, index=False)
 
     def request(work_dir: Path) -> FitRequest:
         return FitRequest(task, split.train, split.validation, t, work_dir)
@@ -314,6 +322,7 @@ def run_training(
         extra_artifacts={
             "metrics.json": run_dir / "metrics.json",
             "gates.json": run_dir / "gates.json",
+            "reference.parquet": reference_path,
         },
     )
 

@@ -1,0 +1,208 @@
+"""One monitoring pass over the app's prediction log: a report per complete window.
+
+For each window (:mod:`e2eai.monitoring.windows`) not reported yet: the predictions whose
+event falls in it, their model inputs against the reference of the version that answered
+most of them (:mod:`e2eai.monitoring.reference`) — data drift of the inputs, weighted by
+importance, and drift of the predictions (:mod:`e2eai.monitoring.drift`, Evidently) — and,
+for the predictions whose outcome arrived, classification quality
+(:mod:`e2eai.monitoring.quality`). Each window writes ``<name>.html`` (this page),
+``<name>-drift.html`` (Evidently's) and ``<name>.json`` under ``<home>/monitoring/reports``
+and one line of ``<home>/monitoring/windows.jsonl``; the last window reported is kept in
+``<home>/monitoring/state.json``, so the next pass (a CronJob on a cluster) starts after it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from e2eai.jsonable import to_jsonable
+from e2eai.monitoring.windows import Window, complete_windows, window_name
+
+if TYPE_CHECKING:
+    from e2eai.app.store import AppStore, LoggedPrediction
+    from e2eai.config import Settings
+    from e2eai.tasks import Task
+
+PREDICTION = "prediction"
+
+
+def monitoring_dir(settings: Settings) -> Path:
+    return settings.home / "monitoring"
+
+
+def reports_dir(settings: Settings) -> Path:
+    return monitoring_dir(settings) / "reports"
+
+
+@dataclass
+class MonitorPass:
+    """What one pass reported: its windows' summaries, and the time it took."""
+
+    windows: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    logged: tuple[str, str] | None = None  # first, last event time in the log
+
+    def summary(self) -> dict[str, Any]:
+        return {"windows": self.windows, "seconds": round(self.seconds, 3), "logged": self.logged}
+
+
+def read_state(settings: Settings) -> datetime | None:
+    path = monitoring_dir(settings) / "state.json"
+    if not path.is_file():
+        return None
+    return datetime.fromisoformat(json.loads(path.read_text())["reported_until"])
+
+
+def window_summaries(settings: Settings) -> list[dict[str, Any]]:
+    """Every window reported so far, oldest first (``windows.jsonl``; a window reported
+    again after a pass stopped between its line and its state keeps its last line)."""
+    path = monitoring_dir(settings) / "windows.jsonl"
+    if not path.is_file():
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    latest = {line["window"]: line for line in lines}
+    return sorted(latest.values(), key=lambda line: line["start"])
+
+
+def monitor(settings: Settings, store: AppStore | None = None) -> MonitorPass:
+    """Report every complete window logged since the last pass."""
+    from e2eai.app.store import AppStore
+    from e2eai.tasks import load_task
+
+    started = time.perf_counter()
+    task = load_task(settings)
+    own = store is None
+    store = store or AppStore.from_settings(settings)
+    result = MonitorPass()
+    try:
+        logged = store.event_time_range()
+        if logged is not None:
+            result.logged = (logged[0].isoformat(), logged[1].isoformat())
+            after = read_state(settings)
+            for window in complete_windows(*logged, after, settings.monitoring):
+                log = store.prediction_log(*window)
+                if not log:  # no traffic then: nothing to report, but the window is done
+                    _save_state(settings, window)
+                    continue
+                summary = monitor_window(settings, task, window, log)
+                _record(settings, window, summary)
+                result.windows.append(summary)
+    finally:
+        if own:
+            store.close()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def monitor_window(
+    settings: Settings, task: Task, window: Window, log: list[LoggedPrediction]
+) -> dict[str, Any]:
+    """The report of one window's predictions (written to disk) and its summary."""
+    from e2eai.monitoring.drift import check_drift, save_drift
+    from e2eai.monitoring.quality import classification_quality
+    from e2eai.monitoring.reference import load_reference
+    from e2eai.reporting import render
+
+    m = settings.monitoring
+    name = window_name(window)
+    out = reports_dir(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    versions = Counter(p.model_version for p in log)
+    summary: dict[str, Any] = {
+        "window": name,
+        "start": window[0].isoformat(),
+        "end": window[1].isoformat(),
+        "rows": len(log),
+        "labelled": sum(p.label is not None for p in log),
+        "versions": dict(versions.most_common()),
+        "threshold": m.threshold,
+        "min_rows": m.min_rows,
+        "min_labelled": m.min_labelled,
+        "quality": None,
+        "drift": None,
+        "prediction_drift": None,
+        "reference_version": None,
+        "reference_source": None,
+        "reference_rows": 0,
+        "holdout_roc_auc": None,
+        "report": f"{name}.html",
+        "drift_report": None,
+    }
+    labelled = [p for p in log if p.label is not None]
+    if len(labelled) >= m.min_labelled:
+        summary["quality"] = classification_quality(
+            np.array([p.label for p in labelled]),
+            np.array([p.probability for p in labelled]),
+            m.threshold,
+        )
+    answered = versions.most_common(1)
+    version = _registry_version(answered[0][0]) if answered else None
+    if version is not None and len(log) >= m.min_rows:
+        reference = load_reference(settings, task, version)
+        summary.update(
+            reference_version=version,
+            reference_source=reference.source,
+            reference_rows=len(reference.frame),
+            holdout_roc_auc=_holdout_auc(settings, version),
+        )
+        kinds = {f.name: f.kind for f in task.features}
+        current = _inputs(log, list(kinds))
+        drift = check_drift(reference.frame, current, kinds, reference.importance)
+        drift_html = f"{name}-drift.html"
+        save_drift(drift, out / drift_html, out / f"{name}-drift.json")
+        summary["drift"] = drift.summary()
+        summary["drift_report"] = drift_html
+        predictions = check_drift(
+            pd.DataFrame({PREDICTION: reference.probability}),
+            pd.DataFrame({PREDICTION: [p.probability for p in log]}),
+            {PREDICTION: "numeric"},
+        )
+        summary["prediction_drift"] = predictions.summary()
+    summary = to_jsonable(summary)
+    (out / f"{name}.json").write_text(json.dumps(summary, indent=1))
+    (out / f"{name}.html").write_text(render("monitoring_window.html.j2", w=summary))
+    return summary
+
+
+def _inputs(log: list[LoggedPrediction], names: list[str]) -> pd.DataFrame:
+    """The logged model inputs as a frame (a prediction logged without them: all missing)."""
+    rows = [p.features or {} for p in log]
+    return pd.DataFrame({n: [r.get(n) for r in rows] for n in names})
+
+
+def _registry_version(served: str) -> int | None:
+    """The registry version a served version label names (``"3"``), None for a bare file."""
+    return int(served) if served.isdigit() else None
+
+
+def _holdout_auc(settings: Settings, version: int) -> float | None:
+    from e2eai.registry import ModelRegistry
+
+    with ModelRegistry.from_settings(settings) as registry:
+        value = registry.get(version).metrics.get("roc_auc")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _record(settings: Settings, window: Window, summary: dict[str, Any]) -> None:
+    folder = monitoring_dir(settings)
+    with (folder / "windows.jsonl").open("a") as log:
+        log.write(json.dumps(summary) + "\n")
+    _save_state(settings, window)
+
+
+def _save_state(settings: Settings, window: Window) -> None:
+    folder = monitoring_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = folder / "state.json"
+    partial = state.with_suffix(".tmp")
+    partial.write_text(json.dumps({"reported_until": window[1].isoformat()}))
+    partial.replace(state)

@@ -9,9 +9,6 @@ send them (local scheduled time with its offset). Stop it with ``deployment.stop
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -24,7 +21,7 @@ from e2eai.auth import admin_token
 from e2eai.config import AppSettings, ServingSettings, Settings
 from e2eai.registry import ModelRegistry
 from e2eai.serving.local import LocalServing
-from e2eai.serving.processes import free_port, settings_env, stop_process, wait_until_ready
+from e2eai.serving.processes import free_port, start_app, stop_process
 from e2eai.serving.rollout import ModelSource
 from e2eai.tasks.flights import schema
 from e2eai.tasks.flights.feature_tables import flights_as_requests
@@ -162,18 +159,9 @@ def start_app_deployment(flight_window_run: Any, home: Path, **app: Any) -> AppD
         versions={"champion": champion, "candidate": candidate},
     )
     log_path = home / "app.log"
-    env = {**os.environ, **settings_env(settings)}
+    deployment.log_path = log_path
     try:
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [str(Path(sys.executable).parent / "e2eai"), "app"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deployment.app_pid, deployment.log_path = process.pid, log_path
-        wait_until_ready(f"{deployment.url}/healthz", process.pid, 60, log_path)
+        deployment.app_pid = start_app(settings, log_path, ready_path="/healthz")
     except BaseException:
         deployment.stop()
         raise

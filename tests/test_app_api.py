@@ -2,7 +2,8 @@
 registry champion with Feast enrichment, real 2013 flights, the app database on SQLite.
 
 Predictions (one and a batch) are answered and stored; bad input is a 4xx naming the field;
-feedback needs the admin token and is idempotent (a conflicting label is a 409 naming both);
+feedback needs the admin token and is idempotent (a conflicting label is a 409 naming both),
+one label at a time or many in one request (each reported, the router getting them row by row);
 history pages and filters; models, rollout (canary deploy and rollback through the API, with
 the audit log saying who), health, readiness, Prometheus metrics and the OpenAPI document.
 """
@@ -191,6 +192,128 @@ def test_a_batchs_feedback_reaches_the_routers_canary_samples_row_by_row(
     assert added == [
         [pytest.approx(predictions[2]["probability"], abs=1e-6), 1],
         [pytest.approx(predictions[0]["probability"], abs=1e-6), 0],
+    ]
+
+
+def _feedback_count(client: httpx.Client, status: str) -> float:
+    line = f'e2eai_app_feedback_total{{status="{status}"}} '
+    found = [row for row in client.get("/metrics").text.splitlines() if row.startswith(line)]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+def test_bulk_feedback_reports_each_label_and_stores_the_rest(client, deployment) -> None:
+    response = client.post("/api/predictions", json={"requests": deployment.requests[10:14]})
+    fresh, twice, clashing, labelled = (p["id"] for p in response.json()["predictions"])
+    url = f"/api/predictions/{labelled}/feedback"
+    assert client.post(url, json={"label": 1}, headers=deployment.admin).status_code == 200
+    before = {s: _feedback_count(client, s) for s in ("stored", "duplicate", "conflict", "unknown")}
+    items = [
+        {"prediction_id": fresh, "label": 1},
+        {"prediction_id": twice, "label": 0},
+        {"prediction_id": twice, "label": 0},
+        {"prediction_id": clashing, "label": 1},
+        {"prediction_id": clashing, "label": 0},
+        {"prediction_id": labelled, "label": 0},
+        {"prediction_id": "does-not-exist", "label": 1},
+    ]
+    body = {"items": items, "source": "replay"}
+    assert client.post("/api/feedback", json=body).status_code == 401
+
+    answer = client.post("/api/feedback", json=body, headers=deployment.admin)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "stored": 3,
+        "duplicate": 1,
+        "conflict": 2,
+        "unknown": 1,
+        "items": [
+            {"prediction_id": item["prediction_id"], "status": status}
+            for item, status in zip(
+                items,
+                ["stored", "stored", "duplicate", "stored", "conflict", "conflict", "unknown"],
+                strict=True,
+            )
+        ],
+    }
+    labels = {
+        pid: client.get(f"/api/predictions/{pid}").json()["feedback"]
+        for pid in (fresh, twice, clashing, labelled)
+    }
+    assert {pid: (f["label"], f["source"]) for pid, f in labels.items()} == {
+        fresh: (1, "replay"),
+        twice: (0, "replay"),
+        clashing: (1, "replay"),  # the first label sent wins, the second is refused
+        labelled: (1, "api"),  # a stored label is never changed
+    }
+    after = {s: _feedback_count(client, s) for s in before}
+    assert {s: after[s] - before[s] for s in before} == {
+        "stored": 3,
+        "duplicate": 1,
+        "conflict": 2,
+        "unknown": 1,
+    }
+    again = client.post("/api/feedback", json=body, headers=deployment.admin).json()
+    assert again["stored"] == 0 and again["duplicate"] == 4  # a replayed batch changes nothing
+
+
+def _labels(*items: dict) -> dict:
+    return {"items": list(items)}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (_labels(), "items"),
+        (_labels(*[{"prediction_id": "x", "label": 1}] * 5001), "items"),  # over 5000
+        (
+            _labels({"prediction_id": "a", "label": 1}, {"prediction_id": "b", "label": 2}),
+            "items[1].label",
+        ),
+        (_labels({"prediction_id": "a", "label": "yes"}), "items[0].label"),
+        (_labels({"label": 1}), "items[0].prediction_id"),
+        (_labels({"prediction_id": "", "label": 1}), "items[0].prediction_id"),
+        (_labels({"prediction_id": "a" * 65, "label": 1}), "items[0].prediction_id"),
+        (_labels({"prediction_id": "a", "label": 1, "note": "x"}), "items[0].note"),
+        (_labels({"prediction_id": "a", "label": 1}) | {"source": "a b"}, "source"),
+        ({"labels": [{"prediction_id": "a", "label": 1}]}, "items"),
+    ],
+)
+def test_bad_bulk_feedback_is_a_4xx_naming_the_field(client, deployment, body, field) -> None:
+    response = client.post("/api/feedback", json=body, headers=deployment.admin)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+    assert response.json()["error"].startswith(f"{field}: ")
+
+
+def test_bulk_feedback_reaches_the_routers_canary_samples_row_by_row(client, deployment) -> None:
+    """Labels of two batches' predictions, interleaved, in one request: each lands on its own
+    row of its own request; only the stored ones are forwarded."""
+    first = client.post("/api/predictions", json={"requests": deployment.requests[20:23]})
+    second = client.post("/api/predictions", json={"requests": deployment.requests[23:25]})
+    a, b = first.json()["predictions"], second.json()["predictions"]
+    assert a[0]["request_id"] != b[0]["request_id"]
+    manager = deployment.manager
+    url = f"/api/predictions/{a[1]['id']}/feedback"
+    assert client.post(url, json={"label": 1}, headers=deployment.admin).status_code == 200
+
+    def scored() -> list[list[float]]:
+        return manager._router_get(manager.state(), "/router/samples")["stable"]["scored"]
+
+    before = len(scored())
+    sent = [(a[2], 1), (b[0], 0), (a[1], 0), (a[0], 0), (b[1], 1), ({"id": "unknown"}, 1)]
+    items = [{"prediction_id": p["id"], "label": label} for p, label in sent]
+    answer = client.post("/api/feedback", json={"items": items}, headers=deployment.admin)
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["stored"], answer.json()["conflict"]) == (4, 1)
+
+    added = scored()[before:]
+    # One entry per request, in the order first labelled; its rows in the order sent.
+    assert added == [
+        [pytest.approx(a[2]["probability"], abs=1e-6), 1],
+        [pytest.approx(a[0]["probability"], abs=1e-6), 0],
+        [pytest.approx(b[0]["probability"], abs=1e-6), 0],
+        [pytest.approx(b[1]["probability"], abs=1e-6), 1],
     ]
 
 

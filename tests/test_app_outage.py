@@ -3,6 +3,7 @@
 ``e2eai app`` is started against a stopped PostgreSQL server: it comes up (not ready),
 answers real flight predictions, spools their records; once the server is started, the
 schema is migrated, the spool drains, and every prediction is in the history exactly once.
+Feedback, which has no spool, is a 503 meanwhile (the client sends it again).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def test_the_app_answers_while_its_database_is_down(
                 ids.append(response.json()["predictions"][0]["id"])
             assert "e2eai_app_spool_records 20.0" in client.get("/metrics").text
             assert client.get("/api/predictions").status_code == 503  # says so, no 500
+            labels = {"items": [{"prediction_id": i, "label": 1} for i in ids]}
+            refused = client.post("/api/feedback", json=labels, headers=deployment.admin)
+            assert refused.status_code == 503 and "not stored" in refused.json()["error"]
 
             restartable_postgres.start()
             deadline = time.monotonic() + 60

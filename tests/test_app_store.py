@@ -2,27 +2,33 @@
 
 Migrations on an empty database (twice is a no-op) and in step with the ORM classes;
 predictions stored once, found by every filter and paged without a row twice or missing;
-feedback stored / duplicate / conflicting / for an unknown prediction; the audit log;
+feedback stored / duplicate / conflicting / for an unknown prediction, one at a time and in
+batches (per-item outcomes, a few statements, concurrent batches never both storing a label);
+the audit log;
 timestamps tz-aware on both backends; an unreachable database is DatabaseUnavailable.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import JSON, bindparam, inspect, text
+from sqlalchemy import JSON, bindparam, event, inspect, text
 from sqlalchemy.engine import make_url
 
+from e2eai.app import store as app_store_module
 from e2eai.app.migrations import alembic_config
 from e2eai.app.store import (
     AppStore,
     DatabaseUnavailable,
     FeedbackConflict,
+    FeedbackOutcome,
     FeedbackRecord,
     InvalidQuery,
     InvalidRecord,
@@ -351,6 +357,144 @@ def test_a_label_other_than_0_or_1_is_refused(store: AppStore, label: int) -> No
     store.add_predictions([record])
     with pytest.raises(InvalidRecord, match="0 or 1"):
         store.add_feedback(feedback(record.id, label))
+
+
+def test_a_feedback_batch_reports_each_label_and_stores_the_rest(store: AppStore) -> None:
+    """Stored, duplicate, conflict and unknown side by side; a prediction labelled twice in
+    the batch keeps its first label; the stored ones carry their serving request and row."""
+    batch_request = uuid.uuid4().hex
+    first, second, third = (
+        replace(prediction(i), request_id=batch_request, request_row=i) for i in range(3)
+    )
+    labelled_before = prediction(3)
+    store.add_predictions([first, second, third, labelled_before])
+    store.add_feedback(feedback(labelled_before.id, 1))
+
+    outcomes = store.add_feedback_many(
+        [
+            feedback(third.id, 1, source="replay"),
+            feedback(labelled_before.id, 1, source="replay"),
+            feedback(labelled_before.id, 0, source="replay"),
+            feedback("no-such-id", 1, source="replay"),
+            feedback(first.id, 0, source="replay"),
+            feedback(first.id, 0, source="replay"),  # again in the same batch
+            feedback(first.id, 1, source="replay"),  # the other label in the same batch
+        ]
+    )
+
+    def outcome(record: PredictionRecord | None, label: int, status: str, stored: int | None):
+        return FeedbackOutcome(
+            prediction_id="no-such-id" if record is None else record.id,
+            label=label,
+            status=status,  # type: ignore[arg-type]
+            stored_label=stored,
+            request_id=None if record is None else record.request_id,
+            request_row=None if record is None else record.request_row,
+        )
+
+    assert outcomes == [
+        outcome(third, 1, "stored", 1),
+        outcome(labelled_before, 1, "duplicate", 1),
+        outcome(labelled_before, 0, "conflict", 1),
+        outcome(None, 1, "unknown", None),
+        outcome(first, 0, "stored", 0),
+        outcome(first, 0, "duplicate", 0),
+        outcome(first, 1, "conflict", 0),
+    ]
+    assert (outcomes[0].request_id, outcomes[0].request_row) == (batch_request, 2)
+    assert isinstance(outcomes[2].refusal(), FeedbackConflict)
+    assert isinstance(outcomes[3].refusal(), UnknownPrediction)
+    assert outcomes[0].refusal() is None and outcomes[1].refusal() is None
+    assert store.get_prediction(first.id).feedback == feedback(first.id, 0, source="replay")
+    assert store.get_prediction(third.id).feedback == feedback(third.id, 1, source="replay")
+    assert store.get_prediction(labelled_before.id).feedback == feedback(labelled_before.id, 1)
+    assert store.get_prediction(second.id).feedback is None
+    assert store.counts() == {"predictions": 4, "feedback": 3}
+    assert store.add_feedback_many([]) == []
+
+
+def test_a_large_feedback_batch_takes_a_few_statements(store: AppStore) -> None:
+    """3,000 labels: one lookup, the insert in pages, not a statement per label."""
+    records = [prediction(i / 100) for i in range(3000)]
+    store.add_predictions(records)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        outcomes = store.add_feedback_many([feedback(r.id, i % 2) for i, r in enumerate(records)])
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+
+    assert [o.status for o in outcomes] == ["stored"] * 3000
+    assert [o.prediction_id for o in outcomes] == [r.id for r in records]
+    assert len(statements) <= 10, statements
+    assert store.counts() == {"predictions": 3000, "feedback": 3000}
+    labels = {v.record.id: v.feedback.label for v in store.list_predictions(limit=1000).items}
+    assert all(labels[r.id] == i % 2 for i, r in enumerate(records) if r.id in labels)
+
+
+def test_a_feedback_batch_longer_than_one_lookup(
+    store: AppStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_store_module, "IDS_PER_LOOKUP", 7)
+    records = [prediction(i) for i in range(25)]
+    store.add_predictions(records[:20])  # the last five are unknown
+
+    outcomes = store.add_feedback_many([feedback(r.id, 1) for r in records])
+
+    assert [o.status for o in outcomes] == ["stored"] * 20 + ["unknown"] * 5
+    assert store.counts() == {"predictions": 20, "feedback": 20}
+
+
+def test_an_invalid_label_in_a_batch_stores_none_of_it(store: AppStore) -> None:
+    good, bad = prediction(0), prediction(1)
+    store.add_predictions([good, bad])
+    with pytest.raises(InvalidRecord, match=f"{bad.id} must be 0 or 1"):
+        store.add_feedback_many([feedback(good.id, 1), feedback(bad.id, 2)])
+    assert store.counts() == {"predictions": 2, "feedback": 0}
+
+
+def test_concurrent_batches_store_each_label_once(database_url: str) -> None:
+    """Two writers label the same predictions at once, 0 against 1, in opposite orders: each
+    prediction gets exactly one label, stored by one batch and a conflict for the other (on
+    PostgreSQL the later one finds labels stored since its lookup), and neither fails."""
+    with AppStore(database_url) as setup:
+        setup.migrate()
+        records = [prediction(i) for i in range(400)]
+        setup.add_predictions(records)
+    results: dict[int, list[FeedbackOutcome]] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def label(value: int) -> None:
+        ordered = records if value == 0 else records[::-1]
+        try:
+            with AppStore(database_url) as writer:
+                writer.ping()  # connect before the race starts
+                start.wait()
+                results[value] = writer.add_feedback_many([feedback(r.id, value) for r in ordered])
+        except BaseException as exc:  # reported below, with the other thread's result
+            errors.append(exc)
+
+    threads = [threading.Thread(target=label, args=(value,)) for value in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert not errors, errors
+    by_id = {value: {o.prediction_id: o for o in results[value]} for value in (0, 1)}
+    with AppStore(database_url) as reader:
+        for record in records:
+            zero, one = by_id[0][record.id], by_id[1][record.id]
+            assert {zero.status, one.status} == {"stored", "conflict"}, (zero, one)
+            winner = 0 if zero.status == "stored" else 1
+            assert zero.stored_label == one.stored_label == winner
+            assert reader.get_prediction(record.id).feedback.label == winner
+        assert reader.counts()["feedback"] == len(records)
 
 
 # -- audit -------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def test_e2eai_run_prints_a_short_table_and_json_on_request(tmp_path: Path, monk
     record = _record(tmp_path)
     monkeypatch.setattr(scenario, "run_loop", lambda settings, progress, train: record)
 
-    people = CliRunner().invoke(app, ["run", "--engine", "inprocess"])
+    people = CliRunner().invoke(app, ["run", "--engine", "inprocess", "--scenario", "cycle"])
     assert people.exit_code == 0, people.output
     text = people.output
     assert "challenger promoted" in text and "challenger v2" in text
@@ -84,7 +84,9 @@ def test_e2eai_run_prints_a_short_table_and_json_on_request(tmp_path: Path, monk
     assert "12.3" in text and f"report: {record.report_path}" in text
     assert "evidence" not in text and "{" not in text  # no JSON dumps for people
 
-    machine = CliRunner().invoke(app, ["run", "--engine", "inprocess", "--json"])
+    machine = CliRunner().invoke(
+        app, ["run", "--engine", "inprocess", "--scenario", "cycle", "--json"]
+    )
     assert machine.exit_code == 0, machine.output
     assert json.loads(machine.stdout) == json.loads(dumps(record.summary()))
 

@@ -13,12 +13,13 @@ the API with the task's own request fields.
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at run
 # time, and the request models are classes built inside create_app.
 
+import collections
 import contextlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -39,7 +40,10 @@ from e2eai.app.schemas import (
     CanaryIn,
     DecisionInfo,
     ErrorBody,
+    FeedbackBatchIn,
+    FeedbackBatchStatus,
     FeedbackIn,
+    FeedbackItemStatus,
     FeedbackOut,
     FeedbackStatus,
     ModelInfo,
@@ -56,6 +60,7 @@ from e2eai.app.schemas import (
     TaskField,
     TaskInfo,
     example_value,
+    feedback_batch_model,
     request_model,
     top_contributions,
 )
@@ -64,7 +69,7 @@ from e2eai.auth import admin_token, matches_digest, token_digest
 from e2eai.errors import E2eaiError
 
 if TYPE_CHECKING:
-    from e2eai.app.store import AppStore, PredictionRecord, PredictionView
+    from e2eai.app.store import AppStore, FeedbackOutcome, PredictionRecord, PredictionView
     from e2eai.config import Settings
     from e2eai.tasks import Task
 
@@ -329,10 +334,8 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
     from e2eai.app.store import (
         AppStore,
         DatabaseUnavailable,
-        FeedbackConflict,
         FeedbackRecord,
         PredictionRecord,
-        UnknownPrediction,
     )
     from e2eai.tasks import load_task
 
@@ -362,6 +365,7 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
             return self
 
     PredictionsIn.__name__ = f"{Request_.__name__}s"
+    FeedbackBatchCapped = feedback_batch_model(settings.app.max_feedback_batch)
     writer = RecordWriter(store, settings.home / "app" / "spool")
     serving = ServingClient(settings)
 
@@ -552,14 +556,24 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
             raise ApiError(404, f"no prediction {prediction_id[:64]!r}", "prediction_id")
         return _item(view, thresholds)
 
+    async def record_feedback(records: list["FeedbackRecord"]) -> list["FeedbackOutcome"]:
+        """Store labels in one transaction, count them by outcome, and forward the stored
+        ones to the router."""
+        try:
+            outcomes = await run_in_threadpool(store.add_feedback_many, records)
+        except DatabaseUnavailable as exc:
+            raise ApiError(503, f"{exc}: the feedback was not stored, send it again") from None
+        for status, count in collections.Counter(o.status for o in outcomes).items():
+            metrics.feedback.labels(status).inc(count)
+        await _forward_feedback(settings, outcomes)
+        return outcomes
+
     @app.post(
         "/api/predictions/{prediction_id}/feedback",
         response_model=FeedbackStatus,
         tags=["predictions"],
     )
-    async def feedback(
-        prediction_id: str, body: FeedbackIn, _: Admin, request: Request
-    ) -> FeedbackStatus:
+    async def feedback(prediction_id: str, body: FeedbackIn, _: Admin) -> FeedbackStatus:
         """The actual outcome of a prediction (admin token); the same label twice is stored
         once, a different second label is a 409."""
         record = FeedbackRecord(
@@ -568,20 +582,44 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
             source=body.source,
             created_at=datetime.now(UTC),
         )
-        try:
-            status = await run_in_threadpool(store.add_feedback, record)
-        except UnknownPrediction:
-            metrics.feedback.labels("unknown").inc()
-            raise ApiError(404, f"no prediction {prediction_id[:64]!r}", "prediction_id") from None
-        except FeedbackConflict as exc:
-            metrics.feedback.labels("conflict").inc()
-            raise ApiError(409, str(exc), "label") from None
-        except DatabaseUnavailable as exc:
-            raise ApiError(503, f"{exc}: the feedback was not stored, send it again") from None
-        metrics.feedback.labels(status).inc()
-        if status == "stored":
-            await _forward_feedback(settings, store, prediction_id[:64], body.label)
-        return FeedbackStatus(status=status)
+        (outcome,) = await record_feedback([record])
+        if outcome.status == "unknown":
+            raise ApiError(404, f"no prediction {prediction_id[:64]!r}", "prediction_id")
+        if outcome.status == "conflict":
+            raise ApiError(409, str(outcome.refusal()), "label")
+        return FeedbackStatus(status="stored" if outcome.status == "stored" else "duplicate")
+
+    @app.post("/api/feedback", response_model=FeedbackBatchStatus, tags=["predictions"])
+    async def feedback_batch(
+        body: FeedbackBatchCapped,  # type: ignore[valid-type]
+        _: Admin,
+    ) -> FeedbackBatchStatus:
+        """Many actual outcomes at once (admin token), stored in one transaction. Each label
+        is reported, in the order sent: stored, a duplicate of the stored label, in conflict
+        with it (the stored label is kept), or for an unknown prediction; only a database
+        outage (503) stores none of them."""
+        batch: FeedbackBatchIn = body
+        now = datetime.now(UTC)
+        records = [
+            FeedbackRecord(
+                prediction_id=item.prediction_id,
+                label=item.label,
+                source=batch.source,
+                created_at=now,
+            )
+            for item in batch.items
+        ]
+        outcomes = await record_feedback(records)
+        counts = collections.Counter(o.status for o in outcomes)
+        return FeedbackBatchStatus(
+            stored=counts["stored"],
+            duplicate=counts["duplicate"],
+            conflict=counts["conflict"],
+            unknown=counts["unknown"],
+            items=[
+                FeedbackItemStatus(prediction_id=o.prediction_id, status=o.status) for o in outcomes
+            ],
+        )
 
     # -- models, rollout, monitoring -----------------------------------------------------------
 
@@ -778,30 +816,28 @@ def _rollout_info(settings: "Settings") -> RolloutInfo:
     )
 
 
-async def _forward_feedback(
-    settings: "Settings", store: "AppStore", prediction_id: str, label: int
-) -> None:
-    """Labels also go to the local router, whose canary analysis joins them by request id
-    and row (a batch's predictions share the request id and are labelled one by one).
+async def _forward_feedback(settings: "Settings", outcomes: Sequence["FeedbackOutcome"]) -> None:
+    """Stored labels also go to the local router, in one call: its canary analysis joins
+    them by request id and row (a batch's predictions share the request id and may be
+    labelled one by one, or all at once).
 
     The app database is the record; the router's copy is best effort.
     """
     if settings.app.serving_url:
         return
+    by_request: dict[str, dict[str, Any]] = {}
+    for outcome in outcomes:
+        if outcome.status != "stored" or outcome.request_id is None:
+            continue
+        entry = by_request.setdefault(
+            outcome.request_id, {"request_id": outcome.request_id, "labels": [], "rows": []}
+        )
+        entry["labels"].append(outcome.label)
+        entry["rows"].append(outcome.request_row)
+    if not by_request:
+        return
     from e2eai.errors import ServingError
     from e2eai.serving.local import LocalServing
 
-    view = await run_in_threadpool(store.get_prediction, prediction_id)
-    if view is None:
-        return
     with contextlib.suppress(ServingError, OSError):
-        await run_in_threadpool(
-            LocalServing(settings).feedback,
-            [
-                {
-                    "request_id": view.record.request_id,
-                    "labels": [label],
-                    "rows": [view.record.request_row],
-                }
-            ],
-        )
+        await run_in_threadpool(LocalServing(settings).feedback, list(by_request.values()))

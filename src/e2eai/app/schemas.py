@@ -9,7 +9,7 @@ fixed shape of the API's answers.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
@@ -152,11 +152,68 @@ class Predictions(BaseModel):
     predictions: list[Prediction]
 
 
+FeedbackLabel = Annotated[
+    Literal[0, 1], Field(description="The actual outcome: 1 = positive (e.g. delayed).")
+]
+FeedbackSource = Annotated[
+    str,
+    Field(
+        max_length=32,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Who or what knew the outcome (e.g. 'api', 'ui', 'replay').",
+    ),
+]
+
+
 class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    label: Literal[0, 1] = Field(description="The actual outcome: 1 = positive (e.g. delayed).")
-    source: str = Field("api", max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    label: FeedbackLabel
+    source: FeedbackSource = "api"
+
+
+class FeedbackItemIn(BaseModel):
+    """One label of a feedback batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_id: str = Field(min_length=1, max_length=64, description="A prediction's id.")
+    label: FeedbackLabel
+
+
+class FeedbackBatchIn(BaseModel):
+    """Many predictions' actual outcomes in one request, from one source."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {"prediction_id": "3f2a9c0e5b7d4e1f8a6b2c4d9e0f1a2b", "label": 1},
+                        {"prediction_id": "9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e", "label": 0},
+                    ],
+                    "source": "replay",
+                }
+            ]
+        },
+    )
+
+    items: list[FeedbackItemIn] = Field(min_length=1)
+    source: FeedbackSource = "api"
+
+
+def feedback_batch_model(max_items: int) -> type[FeedbackBatchIn]:
+    """``FeedbackBatchIn`` with at most ``max_items`` labels (``app.max_feedback_batch``)."""
+    return create_model(
+        "FeedbackBatchIn",
+        __base__=FeedbackBatchIn,
+        __doc__=FeedbackBatchIn.__doc__,
+        items=(
+            list[FeedbackItemIn],
+            Field(min_length=1, max_length=max_items, description=f"1 to {max_items} labels."),
+        ),
+    )
 
 
 class FeedbackOut(BaseModel):
@@ -167,6 +224,24 @@ class FeedbackOut(BaseModel):
 
 class FeedbackStatus(BaseModel):
     status: Literal["stored", "duplicate"]
+
+
+class FeedbackItemStatus(BaseModel):
+    prediction_id: str
+    status: Literal["stored", "duplicate", "conflict", "unknown"] = Field(
+        description="stored: now its label; duplicate: it already was; conflict: the "
+        "prediction already has the other label, which is kept; unknown: no such prediction."
+    )
+
+
+class FeedbackBatchStatus(BaseModel):
+    """What became of each label of a batch (in the order sent), and how many of each."""
+
+    stored: int
+    duplicate: int
+    conflict: int
+    unknown: int
+    items: list[FeedbackItemStatus]
 
 
 class PredictionItem(Prediction):

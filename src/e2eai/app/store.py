@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from alembic import command
-from sqlalchemy import Engine, and_, create_engine, func, insert, or_, select, text
+from sqlalchemy import Connection, Engine, and_, create_engine, func, insert, or_, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -44,6 +44,9 @@ POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 # Concurrent `migrate` calls (several workers starting at once) take turns on this lock.
 _MIGRATION_LOCK_KEY = 0xE2EA_0001
 MAX_PAGE_SIZE = 1000
+# Ids per `IN (...)` lookup: far below SQLite's (32766) and PostgreSQL's (65535) parameter
+# limits, so a batch of any size is looked up in a few statements.
+IDS_PER_LOOKUP = 10_000
 
 # sqlite3 raises OperationalError for schema and SQL mistakes too: only these mean "down".
 _SQLITE_UNAVAILABLE = ("unable to open database file", "database is locked", "disk i/o error")
@@ -94,6 +97,35 @@ class FeedbackRecord:
     label: int  # 0 | 1
     source: str  # e.g. "api", "ui", "replay"
     created_at: datetime
+
+
+FeedbackStatusName = Literal["stored", "duplicate", "conflict", "unknown"]
+
+
+@dataclass(frozen=True)
+class FeedbackOutcome:
+    """What became of one label of a feedback batch, with what forwarding it needs.
+
+    ``stored``: the label is now the prediction's; ``duplicate``: it already was;
+    ``conflict``: the prediction already has the other label (``stored_label``), which is
+    kept; ``unknown``: no prediction has the id.
+    """
+
+    prediction_id: str
+    label: int  # the label sent
+    status: FeedbackStatusName
+    stored_label: int | None  # the prediction's label after the batch; None: unknown id
+    request_id: str | None  # the prediction's serving request (None: unknown id) …
+    request_row: int | None  # … and its row in it, where the router joins the label
+
+    def refusal(self) -> FeedbackConflict | UnknownPrediction | None:
+        """The error a single-label caller raises for this outcome; None if it was kept."""
+        if self.status == "unknown":
+            return UnknownPrediction(self.prediction_id)
+        if self.status == "conflict":
+            assert self.stored_label is not None
+            return FeedbackConflict(self.prediction_id, stored=self.stored_label, sent=self.label)
+        return None
 
 
 @dataclass(frozen=True)
@@ -293,35 +325,70 @@ class AppStore:
         Raises UnknownPrediction if no prediction has the id, FeedbackConflict if a
         different label is already stored.
         """
-        if isinstance(record.label, bool) or record.label not in (0, 1):
-            raise InvalidRecord(f"feedback label must be 0 or 1, not {record.label!r}")
-        label = int(record.label)
-        values = {
-            "prediction_id": record.prediction_id,
-            "label": label,
-            "source": record.source,
-            "created_at": _aware_field("feedback created_at", record.created_at),
-        }
+        (outcome,) = self.add_feedback_many([record])
+        refusal = outcome.refusal()
+        if refusal is not None:
+            raise refusal
+        return "stored" if outcome.status == "stored" else "duplicate"
+
+    def add_feedback_many(self, records: Sequence[FeedbackRecord]) -> list[FeedbackOutcome]:
+        """Store many labels in one transaction; one outcome per record, in order.
+
+        Labels of unknown predictions and labels that conflict with a stored one are
+        reported, not raised, and the rest are stored: a stored label is never changed. A
+        prediction labelled twice in the batch keeps its first label (the second is a
+        duplicate or a conflict). Raises InvalidRecord, storing nothing, if any record is
+        invalid (a label other than 0/1, a naive timestamp).
+        """
+        values = [_feedback_values(record) for record in records]
+        if not values:
+            return []
+        ids = list(dict.fromkeys(v["prediction_id"] for v in values))
         insert_new = (
             self._insert(FeedbackRow)
-            .values(values)
             .on_conflict_do_nothing(index_elements=["prediction_id"])
             .returning(FeedbackRow.prediction_id)
         )
         with self._reachable(), self._writer.begin() as connection:
-            known = connection.execute(
-                select(PredictionRow.id).where(PredictionRow.id == record.prediction_id)
-            ).first()
-            if known is None:
-                raise UnknownPrediction(record.prediction_id)
-            if connection.execute(insert_new).first() is not None:
-                return "stored"
-            stored = connection.execute(
-                select(FeedbackRow.label).where(FeedbackRow.prediction_id == record.prediction_id)
-            ).scalar_one()
-        if stored == label:
-            return "duplicate"
-        raise FeedbackConflict(record.prediction_id, stored=stored, sent=label)
+            # Look up first: a label of an unknown prediction would break the foreign key.
+            known = _labelled_predictions(connection, ids)
+            new: dict[str, dict[str, Any]] = {}
+            for value in values:
+                pid = value["prediction_id"]
+                if pid in known and known[pid].label is None:
+                    new.setdefault(pid, value)
+            inserted: set[str] = set()
+            if new:
+                # In id order: two batches sharing ids then wait for each other, never deadlock.
+                rows = [new[pid] for pid in sorted(new)]
+                inserted = set(connection.execute(insert_new, rows).scalars())
+            raced = [pid for pid in new if pid not in inserted]
+            if raced:  # PostgreSQL: another writer labelled them since the lookup
+                known.update(_labelled_predictions(connection, raced))
+        labels = {pid: found.label for pid, found in known.items()}
+        outcomes = []
+        for value in values:
+            pid, label = value["prediction_id"], value["label"]
+            found = known.get(pid)
+            if found is None:
+                status: FeedbackStatusName = "unknown"
+            elif pid in inserted:
+                inserted.discard(pid)  # its first label in the batch is the one stored
+                labels[pid] = label
+                status = "stored"
+            else:
+                status = "duplicate" if labels[pid] == label else "conflict"
+            outcomes.append(
+                FeedbackOutcome(
+                    prediction_id=pid,
+                    label=label,
+                    status=status,
+                    stored_label=labels.get(pid),
+                    request_id=None if found is None else found.request_id,
+                    request_row=None if found is None else found.request_row,
+                )
+            )
+        return outcomes
 
     # -- audit -------------------------------------------------------------------------------
 
@@ -471,6 +538,48 @@ def _is_unavailable(exc: sa_exc.DBAPIError, dialect: str) -> bool:
         message = str(exc.orig).lower()
         return any(problem in message for problem in _SQLITE_UNAVAILABLE)
     return True  # PostgreSQL: connection refused/lost, shutting down, starting up
+
+
+@dataclass(frozen=True)
+class _LabelledPrediction:
+    request_id: str
+    request_row: int
+    label: int | None  # None: no feedback yet
+
+
+def _labelled_predictions(
+    connection: Connection, ids: Sequence[str]
+) -> dict[str, _LabelledPrediction]:
+    """The stored predictions among ``ids``, with their feedback label if they have one."""
+    found: dict[str, _LabelledPrediction] = {}
+    for start in range(0, len(ids), IDS_PER_LOOKUP):
+        query = (
+            select(
+                PredictionRow.id,
+                PredictionRow.request_id,
+                PredictionRow.request_row,
+                FeedbackRow.label,
+            )
+            .outerjoin(FeedbackRow, FeedbackRow.prediction_id == PredictionRow.id)
+            .where(PredictionRow.id.in_(ids[start : start + IDS_PER_LOOKUP]))
+        )
+        for pid, request_id, request_row, label in connection.execute(query):
+            found[pid] = _LabelledPrediction(request_id, request_row, label)
+    return found
+
+
+def _feedback_values(record: FeedbackRecord) -> dict[str, Any]:
+    if isinstance(record.label, bool) or record.label not in (0, 1):
+        raise InvalidRecord(
+            f"feedback label of prediction {record.prediction_id} must be 0 or 1, "
+            f"not {record.label!r}"
+        )
+    return {
+        "prediction_id": record.prediction_id,
+        "label": int(record.label),
+        "source": record.source,
+        "created_at": _aware_field("feedback created_at", record.created_at),
+    }
 
 
 def _with_feedback() -> Any:

@@ -36,7 +36,7 @@ PREDICTION = "prediction"
 
 
 def monitoring_dir(settings: Settings) -> Path:
-    return settings.home / "monitoring"
+    return settings.monitoring.directory or settings.home / "monitoring"
 
 
 def reports_dir(settings: Settings) -> Path:

@@ -247,6 +247,8 @@ def start_predictor(
     if stock:
         command.append("--stock")
     env = {**os.environ, **settings_env(settings), **(extra_env or {})}
+    if settings.serving.feature_repo is not None:
+        env["E2EAI_FEATURES__REPO"] = str(settings.serving.feature_repo)
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # detached: outlives the CLI command that started it
             supervised(
@@ -293,6 +295,27 @@ def warm_up(base_url: str, settings: Settings, requests: int = 30) -> None:
     with httpx.Client(timeout=10.0) as client:
         for _ in range(requests):
             client.post(url, json=payload).raise_for_status()
+
+
+def start_app(settings: Settings, log_path: Path, ready_path: str = "/readyz") -> int:
+    """Start ``e2eai app`` (as deployed: a process of its own, configured by environment) on
+    ``settings.app``'s host and port and wait until ``ready_path`` answers; its pid."""
+    env = {**os.environ, **settings_env(settings)}
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "e2eai"), "app"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://{settings.app.host}:{settings.app.port}{ready_path}"
+    try:
+        wait_until_ready(url, process.pid, 60, log_path)
+    except BaseException:
+        stop_process(process.pid, grace=5)
+        raise
+    return process.pid
 
 
 def start_router(settings: Settings, state_file: Path, host: str, port: int) -> int:

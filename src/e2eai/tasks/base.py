@@ -219,6 +219,20 @@ class Task(ABC):
     def warm_online_store(self, settings: Settings) -> None:  # noqa: B027 - optional hook
         """Open the serving store before traffic arrives (tasks with online features)."""
 
+    @property
+    def replays(self) -> bool:
+        """Whether the task has production traffic to replay in time (``replay_traffic``)."""
+        return type(self).replay_traffic is not Task.replay_traffic
+
+    def replay_traffic(self, settings: Settings, start: date, end: date) -> pd.DataFrame:
+        """Production traffic to replay: one row per request scheduled in ``[start, end]``
+        (inclusive UTC days), in request-time order, with the task's ``row_id``, its
+        request fields, ``request_time``, the ``label`` and ``label_time`` (when the outcome
+        becomes known). Tasks that cannot be replayed in time raise TaskError."""
+        from e2eai.tasks import TaskError
+
+        raise TaskError(f"task {self.name!r} has no traffic to replay in time")
+
     def requests_from_frame(self, frame: pd.DataFrame) -> dict[str, Sequence[Any]]:
         """Rows of a training frame in the shape of prediction requests (for replays)."""
         return {f.name: frame[f.name].tolist() for f in self.request_fields}

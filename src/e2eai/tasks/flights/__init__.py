@@ -129,6 +129,11 @@ class FlightTask(Task):
 
         warm_online_store(settings)
 
+    def replay_traffic(self, settings: Settings, start: date, end: date) -> pd.DataFrame:
+        from e2eai.tasks.flights.store import replay_traffic
+
+        return replay_traffic(settings, start, end)
+
     def requests_from_frame(self, frame: pd.DataFrame) -> dict[str, Sequence[Any]]:
         from e2eai.tasks.flights.feature_tables import flights_as_requests
 

@@ -73,6 +73,30 @@ def training_set(settings: Settings, start: date, end: date) -> pd.DataFrame:
     return out.sort_values([EVENT_TIMESTAMP, FLIGHT_ID]).reset_index(drop=True)
 
 
+def replay_traffic(settings: Settings, start: date, end: date) -> pd.DataFrame:
+    """Flights scheduled in ``[start, end]`` as requests, with their outcome and its time.
+
+    A flight's label is known once it has landed (``arrived_at``); the request carries
+    only what is known when it is made (``REQUEST_FIELDS``)."""
+    flights = entity_frame(settings, start, end)
+    requests = flights_as_requests(flights)
+    out = pd.concat(
+        [
+            flights[[FLIGHT_ID]],
+            requests,
+            pd.DataFrame(
+                {
+                    "request_time": flights[EVENT_TIMESTAMP],
+                    "label": flights[LABEL].astype("int8"),
+                    "label_time": flights["arrived_at"],
+                }
+            ),
+        ],
+        axis=1,
+    )
+    return out.sort_values(["request_time", FLIGHT_ID], kind="stable").reset_index(drop=True)
+
+
 @functools.lru_cache(maxsize=16)
 def _online_refs(windows_hours: tuple[int, ...]) -> tuple[str, ...]:
     return tuple(feature_refs(windows_hours))

@@ -115,8 +115,8 @@ def _write_prepared(directory: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def synthetic_rows(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    """Training rows of the synthetic targets, indexed by flight id."""
+def applied(tmp_path_factory: pytest.TempPathFactory):
+    """Settings and task of the synthetic rows, their features applied to a Feast repo."""
     from e2eai.tasks import load_task
 
     home = tmp_path_factory.mktemp("pit")
@@ -126,7 +126,24 @@ def synthetic_rows(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     build_feature_tables(settings)
     task = load_task(settings)
     task.apply_features(settings)
+    return settings, task
+
+
+@pytest.fixture(scope="module")
+def synthetic_rows(applied) -> pd.DataFrame:
+    """Training rows of the synthetic targets, indexed by flight id."""
+    settings, task = applied
     return task.training_set(settings, DAY, DAY).set_index(FLIGHT_ID)
+
+
+def test_a_retrieval_asked_in_spans_equals_one_join(applied, synthetic_rows) -> None:
+    """Spans of 2 entity rows: each span's feature reads cover its own rows' time span."""
+    settings, task = applied
+    features = settings.features.model_copy(update={"retrieval_chunk_rows": 2})
+    spans = settings.model_copy(update={"features": features})
+    chunked = task.training_set(spans, DAY, DAY).set_index(FLIGHT_ID)
+    assert len(chunked) == len(synthetic_rows) > 2 * 3
+    pd.testing.assert_frame_equal(chunked.loc[synthetic_rows.index], synthetic_rows)
 
 
 def test_weather_is_the_latest_observation_at_or_before_departure(synthetic_rows) -> None:

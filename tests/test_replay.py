@@ -13,6 +13,7 @@ so that the real shift from January to February forces a retrain in a short repl
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import date
 from pathlib import Path
@@ -63,7 +64,12 @@ def _settings(home: Path) -> Settings:
             "cooldown_days": 30,
             "training_days": 20,
         },
-        replay={"start": REPLAY[0], "end": REPLAY[1], "label_wait_hours": 12},
+        replay={
+            "start": REPLAY[0],
+            "end": REPLAY[1],
+            "label_wait_hours": 12,
+            "canary_every_hours": 1,
+        },
     )
 
 
@@ -77,7 +83,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Replay
 
 
 def test_the_replay_reports_every_week_against_both_baselines(replayed) -> None:
-    settings, _record, summary = replayed
+    settings, record, summary = replayed
     weekly = summary["weekly"]
     assert [w["week_start"] for w in weekly] == ["2013-01-21", "2013-01-28", "2013-02-04",
                                                   "2013-02-11"]  # fmt: skip
@@ -102,6 +108,9 @@ def test_the_replay_reports_every_week_against_both_baselines(replayed) -> None:
     report = Path(summary["report"]).read_text()
     assert "Quality: closed loop vs static vs scheduled" in report
     assert report.count("data:image/png;base64,") >= 3
+    # Every window's report is linked relative to the run's folder, and the link resolves.
+    links = re.findall(r'<a href="([^"]+)">window report</a>', report)
+    assert links and all((record.run_dir / link).is_file() for link in links), links
 
 
 def test_monitoring_wrote_a_report_per_complete_window(replayed) -> None:
@@ -132,7 +141,7 @@ def test_the_forced_drift_retrains_gates_and_the_canary_is_decided(replayed) -> 
     later = [d for d in summary["decisions"] if d["at"] > first["at"]]
     assert later and all(not d["retrain"] for d in later)
     assert all(d["blocked"] in ("in_progress", "cooldown") for d in later if d["reason"])
-    # The canary was analysed hourly on fed-back labels and decided (or stepped).
+    # The canary was analysed every hour on fed-back labels and decided (or stepped).
     assert summary["canary_decisions"], f"{summary['canary_analyses']} analyses held"
     assert summary["canary_decisions"][0]["canary_version"] == str(first["version"])
     final = summary["canary_decisions"][-1]["action"]

@@ -14,8 +14,12 @@ served model saw after Feast enrichment, equal to the offline point-in-time rows
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +64,65 @@ class ScheduledBaseline:
         self.champion = champion
         self.models: list[ScheduledModel] = []
         self._frame: pd.DataFrame | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def models_file(self) -> Path:
+        return self.settings.home / "models.json"
+
+    def start(self, instants: list[datetime]) -> None:
+        """Train the whole schedule in a background process, off the replay's critical path.
+
+        Each retrain reads only data that had landed by its instant, whenever it runs; what
+        it serves is decided afterwards, by instant (:meth:`serving_at`). One training
+        worker: the replay's chain of processes leaves about one core idle.
+        """
+        from e2eai.serving.processes import settings_env
+
+        home = self.settings.home
+        home.mkdir(parents=True, exist_ok=True)
+        self.models_file.unlink(missing_ok=True)
+        training = self.settings.training.model_copy(update={"workers": 1})
+        env = {
+            **os.environ,
+            **settings_env(self.settings.model_copy(update={"training": training})),
+        }
+        command = [sys.executable, "-m", "e2eai.lifecycle.baselines", str(self.champion)]
+        command += [pd.Timestamp(at).isoformat() for at in instants]
+        with (home / "train.log").open("ab") as log:
+            self._process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+
+    def wait(self) -> None:
+        """Wait for :meth:`start`'s schedule and read its models."""
+        if self._process is not None:
+            if self._process.wait() != 0:
+                raise RuntimeError(
+                    f"the scheduled baseline's retrains failed (exit {self._process.returncode})"
+                    f": see {self.settings.home / 'train.log'}"
+                )
+            self._process = None
+        models = json.loads(self.models_file.read_text()) if self.models_file.is_file() else []
+        self.models = [
+            ScheduledModel(**{**m, "model_dir": m["model_dir"] and Path(m["model_dir"])})
+            for m in models
+        ]
+
+    def stop(self) -> None:
+        """Stop a schedule still training (the replay failed)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    def train_schedule(self, instants: list[datetime], progress: Progress) -> None:
+        """Every retrain of the schedule, in order, each written to :attr:`models_file`."""
+        for at in instants:
+            self.retrain(at, progress)
+            rows = [
+                {**asdict(m), "model_dir": m.model_dir and str(m.model_dir)} for m in self.models
+            ]
+            self.models_file.write_text(json.dumps(rows, indent=2))
 
     def retrain(self, at: datetime, progress: Progress) -> ScheduledModel:
         """Train on the window that ends before ``at``; serve it from ``at`` if it passes."""
@@ -155,3 +218,31 @@ def summary(scheduled: ScheduledBaseline) -> list[dict[str, Any]]:
         }
         for m in scheduled.models
     ]
+
+
+def schedule(settings: Settings, end: datetime) -> list[datetime]:
+    """The scheduled baseline's retrain instants: the start of every
+    ``replay.scheduled_every_months``-th month after the replay's start, up to ``end``."""
+    every = settings.replay.scheduled_every_months
+    at = pd.Period(settings.replay.start, "M")
+    out = []
+    while (start := pd.Timestamp((at := at + every).to_timestamp(), tz="UTC")) < end:
+        out.append(start.to_pydatetime())
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m e2eai.lifecycle.baselines CHAMPION AT...``: the schedule of
+    :meth:`ScheduledBaseline.start`, settings from the environment."""
+    from e2eai.tasks import load_task
+
+    args = sys.argv[1:] if argv is None else argv
+    settings = Settings()
+    baseline = ScheduledBaseline(settings, load_task(settings), settings.home, int(args[0]))
+    instants = [pd.Timestamp(a).to_pydatetime() for a in args[1:]]
+    baseline.train_schedule(instants, lambda line: print(line, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,7 +13,8 @@
    decision goes to the app's audit log. A retrain runs the training pipeline on the
    sliding window that ends at the trigger, warm-started from the champion; the gates judge
    it and a passing model goes to canary through the serving manager; the canary analysis,
-   run every hour on the fed-back labels, promotes or rolls it back.
+   run every ``replay.canary_every_hours`` on the fed-back labels, promotes or rolls it
+   back.
 4. Meanwhile the same traffic is kept for two baselines (:mod:`e2eai.lifecycle.baselines`):
    the frozen first champion, and a retrain at the start of every month.
 
@@ -23,7 +24,6 @@ The clock is the replay's: it stands still while a model trains (serving keeps r
 from __future__ import annotations
 
 import contextlib
-import resource
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     import httpx
 
     from e2eai.app.store import AppStore
+    from e2eai.lifecycle.footprint import TreeMemory
     from e2eai.serving.local import LocalServing
     from e2eai.tasks import Task
 
@@ -88,6 +89,7 @@ class ReplayRecord:
     windows: list[dict[str, Any]] = field(default_factory=list)  # monitoring summaries
     steps: dict[str, float] = field(default_factory=dict)
     serving: dict[str, Any] = field(default_factory=dict)
+    memory: TreeMemory | None = None
 
     @property
     def report_path(self) -> Path:
@@ -155,9 +157,24 @@ def run_replay(
     bar: Callable[[int], contextlib.AbstractContextManager[Bar]] | None = None,
 ) -> ReplayRecord:
     """Train, serve, replay and close the loop; returns the record (report written)."""
+    from e2eai.lifecycle.footprint import TreeMemory
+
+    with TreeMemory() as memory:
+        return _run_replay(settings, train, weeks, until, progress, bar, memory)
+
+
+def _run_replay(
+    settings: Settings,
+    train: TrainFn,
+    weeks: int | None,
+    until: date | None,
+    progress: Progress,
+    bar: Callable[[int], contextlib.AbstractContextManager[Bar]] | None,
+    memory: TreeMemory,
+) -> ReplayRecord:
     from e2eai.features.online_feed import OnlineFeed, serving_repo
     from e2eai.features.store import materialize_repo
-    from e2eai.lifecycle.baselines import ScheduledBaseline
+    from e2eai.lifecycle.baselines import ScheduledBaseline, schedule
     from e2eai.lifecycle.replay_report import write_replay_report
     from e2eai.registry import ModelRegistry
     from e2eai.serving.canary_analysis import CanaryPolicy
@@ -170,7 +187,7 @@ def run_replay(
     task = load_task(settings)
     end = replay_end(settings, weeks, until)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    record = ReplayRecord(run_dir=settings.home / "replay" / stamp)
+    record = ReplayRecord(run_dir=settings.home / "replay" / stamp, memory=memory)
     record.run_dir.mkdir(parents=True, exist_ok=True)
     record.start, record.end = str(settings.replay.start), str(end)
 
@@ -199,6 +216,8 @@ def run_replay(
     traffic = HourlyTraffic(task.replay_traffic(settings, settings.replay.start, end))
     feed = OnlineFeed(online, _day_start(settings.replay.start))
     scheduled = ScheduledBaseline(settings, task, record.run_dir / "scheduled", outcome.version)
+    instants = schedule(settings, _day_start(end + timedelta(days=1)).to_pydatetime())
+    scheduled.start(instants)
     serving.start(ModelSource.from_registry(outcome.version), enrich=True)
     try:
         with _app(served, record.run_dir / "app.log") as app:
@@ -208,18 +227,27 @@ def run_replay(
                 f"3/4 replay {settings.replay.start}..{end}: {len(traffic.frame):,} requests "
                 f"in {len(traffic):,} hours through the app; feedback as flights land"
             )
-            loop = _Loop(served, task, record, serving, app, feed, scheduled, train, progress)
+            loop = _Loop(served, task, record, serving, app, feed, train, progress)
             with (bar or _no_bar)(len(traffic)) as advance:
                 loop.run(traffic, advance)
             record.steps["replay"] = time.perf_counter() - step
             record.serving = serving.describe()
+    except BaseException:
+        scheduled.stop()
+        raise
     finally:
         serving.stop()
     step = time.perf_counter()
-    progress("4/4 baselines on the same traffic, report")
-    record.steps["baselines_and_report"] = 0.0
+    progress(f"4/4 baselines on the same traffic ({len(instants)} scheduled retrains), report")
+    scheduled.wait()
+    record.steps["baselines: waiting for the scheduled retrains"] = time.perf_counter() - step
+    for model in scheduled.models:
+        verdict = "deployed" if model.passed else "kept the previous model (gates failed)"
+        progress(f"  scheduled retrain at {model.at[:10]}: {verdict}, {model.seconds:.0f} s")
+    step = time.perf_counter()
+    record.steps["baselines on the log, report"] = 0.0  # listed in summary.json's steps
     write_replay_report(served, task, record, scheduled, time.perf_counter() - started)
-    record.steps["baselines_and_report"] = time.perf_counter() - step
+    record.steps["baselines on the log, report"] = time.perf_counter() - step
     return record
 
 
@@ -268,7 +296,6 @@ class _Loop:
         serving: LocalServing,
         app: _App,
         feed: Any,
-        scheduled: Any,
         train: TrainFn,
         progress: Progress,
     ) -> None:
@@ -281,7 +308,6 @@ class _Loop:
         self.serving = serving
         self.app = app
         self.feed = feed
-        self.scheduled = scheduled
         self.train = train
         self.progress = progress
         self.outcomes = Outcomes()
@@ -291,7 +317,6 @@ class _Loop:
         self._window_of = window_of
         start = _day_start(settings.replay.start)
         self.next_monitor = self._monitor_time(start)
-        self.next_schedule = _next_month(start, settings.replay.scheduled_every_months)
         self.last_retrain_at: datetime | None = None
         self.pending: Retrain | None = None
 
@@ -312,7 +337,8 @@ class _Loop:
                     with self._timed("replay: online feature writes"):
                         self.record.feature_rows_written += self.feed.advance(hour.start)
                     feedback.result()
-                if self.record.requests and self.pending is not None:
+                looks = n % self.settings.replay.canary_every_hours == 0
+                if looks and self.record.requests and self.pending is not None:
                     with self._timed("replay: canary analysis"):
                         self._analyse()
                 with self._timed("replay: predictions"):
@@ -396,19 +422,11 @@ class _Loop:
             self.record.steps[what] = spent
 
     def _events_until(self, at: pd.Timestamp) -> None:
-        """Everything scheduled at or before ``at``: monitoring passes, scheduled retrains."""
-        while self.next_schedule <= at or self.next_monitor <= at:
-            if self.next_schedule <= self.next_monitor:
-                self._send_feedback(self.next_schedule)
-                with self._timed("replay: scheduled baseline retrains"):
-                    self.scheduled.retrain(self.next_schedule.to_pydatetime(), self.progress)
-                self.next_schedule = _next_month(
-                    self.next_schedule, self.settings.replay.scheduled_every_months
-                )
-            else:
-                self._send_feedback(self.next_monitor)
-                self._monitor(self.next_monitor)
-                self.next_monitor = self._monitor_time(self.next_monitor)
+        """Every monitoring pass due at or before ``at``, after the feedback known by then."""
+        while self.next_monitor <= at:
+            self._send_feedback(self.next_monitor)
+            self._monitor(self.next_monitor)
+            self.next_monitor = self._monitor_time(self.next_monitor)
 
     def _monitor(self, at: pd.Timestamp) -> None:
         from e2eai.monitoring.monitor import monitor
@@ -504,11 +522,6 @@ class _Loop:
             self.pending = None
 
 
-def _next_month(at: pd.Timestamp, every: int) -> pd.Timestamp:
-    month = (at.tz_convert(None).to_period("M") + every).to_timestamp()
-    return pd.Timestamp(month, tz="UTC")
-
-
 def _plain(value: Any) -> Any:
     """A request field as JSON: timestamps as ISO strings, numpy scalars as Python's."""
     if isinstance(value, pd.Timestamp | datetime):
@@ -538,10 +551,3 @@ def _champion_state(settings: Settings, task: Task, serving: LocalServing) -> An
         holdout_roc_auc=float(auc) if isinstance(auc, int | float) else None,
         trained_until=_day_start(pd.Timestamp(end).date() + timedelta(days=1)).to_pydatetime(),
     )
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process and of its finished children, in MB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(own, children) / 1024, 1)

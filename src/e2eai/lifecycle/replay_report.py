@@ -5,6 +5,7 @@ coverage — ``summary.json`` and a self-contained ``report.html`` in the run di
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -99,9 +100,12 @@ def write_replay_report(
     from e2eai.app.store import AppStore
     from e2eai.lifecycle.baselines import baseline_probabilities
     from e2eai.lifecycle.baselines import summary as scheduled_summary
-    from e2eai.lifecycle.closed_loop import peak_rss_mb
+    from e2eai.lifecycle.footprint import peak_rss_by_process
     from e2eai.monitoring.monitor import reports_dir
 
+    memory = record.memory.summary() if record.memory else {"process_tree": 0.0}
+    memory |= peak_rss_by_process()
+    memory["process_tree"] = max(memory.values())  # a sample can miss a short-lived peak
     with AppStore.from_settings(settings) as store:
         span = store.event_time_range()
         # the log's end is exclusive: one microsecond past the last event keeps it
@@ -165,7 +169,9 @@ def write_replay_report(
         "steps_seconds": {k: round(v, 1) for k, v in record.steps.items()},
         "report": str(record.report_path),
         "seconds": round(seconds, 1),
-        "peak_rss_mb": peak_rss_mb(),
+        # what the machine held at the worst moment: every process of the run at once
+        "peak_rss_mb": memory["process_tree"],
+        "peak_rss_mb_by": memory,
     }
     (record.run_dir / "summary.json").write_text(jsonable.dumps(summary, indent=2))
     plots = {
@@ -174,9 +180,9 @@ def write_replay_report(
         "coverage": png_data_uri(_plot_coverage(weekly)),
     }
     reports = reports_dir(settings)
-    for row in weekly:
+    for row in weekly:  # relative: the run's folder can move (or be served) as a whole
         if row["report"]:
-            row["report_href"] = (reports / row["report"]).as_uri()
+            row["report_href"] = os.path.relpath(reports / row["report"], record.run_dir)
     html = render("replay_report.html.j2", s=summary, plots=plots)
     record.report_path.write_text(html)
     summary["weekly"] = [{k: v for k, v in r.items() if k != "report_href"} for r in weekly]

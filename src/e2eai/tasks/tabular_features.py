@@ -286,7 +286,10 @@ def tabular_training_set(
     if spec.store_columns:
         ids = list(dict.fromkeys([spec.row_id, spec.key_column]))
         joined = historical_features(
-            repo_path(settings, spec), rows[[*ids, EVENT_TIMESTAMP]], service_name(spec)
+            repo_path(settings, spec),
+            rows[[*ids, EVENT_TIMESTAMP]],
+            service_name(spec),
+            chunk_rows=settings.features.retrieval_chunk_rows,
         )
         # Feast does not keep the entity order: re-align on the row id.
         joined = joined.set_index(spec.row_id).loc[rows[spec.row_id]].reset_index()

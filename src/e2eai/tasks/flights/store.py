@@ -57,7 +57,12 @@ def training_set(settings: Settings, start: date, end: date) -> pd.DataFrame:
     if flights.empty:
         raise FeatureStoreError(f"no flights scheduled between {start} and {end}")
     entity_df = flights[[FLIGHT_ID, EVENT_TIMESTAMP, *JOIN_KEYS]]
-    joined = historical_features(settings.features.repo, entity_df, FEATURE_SERVICE)
+    joined = historical_features(
+        settings.features.repo,
+        entity_df,
+        FEATURE_SERVICE,
+        chunk_rows=settings.features.retrieval_chunk_rows,
+    )
     # Feast does not keep the entity order: re-align on the flight id.
     joined = joined.set_index(FLIGHT_ID).loc[flights[FLIGHT_ID]].reset_index()
     joined.index = flights.index

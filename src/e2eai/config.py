@@ -351,6 +351,15 @@ class ReplaySettings(_Section):
         description="One flight of every n-th hour is sent alone (the latency stream); the "
         "rest of the hour goes as one batch.",
     )
+    batch_rows: int = Field(
+        16,
+        ge=1,
+        description="An hour's flights go to the app in requests of at most this many. The "
+        "router splits traffic by request, and the canary analysis compares the two slots' "
+        "rows as independent samples: with one request per hour a 10 % canary saw whole "
+        "hours (11 requests, 201 flights from 11 hours: ROC-AUC 0.58 against the stable "
+        "slot's 0.81 over every other hour, and a rollback of a model that passed its gates).",
+    )
     canary_every_hours: int = Field(
         6,
         ge=1,

@@ -5,9 +5,10 @@
    Feast online store, filled only with values the replay clock has passed
    (:class:`~e2eai.features.online_feed.OnlineFeed`).
 2. The clock walks the replay hour by hour: that hour's feature values go to the online
-   store, its requests (request fields only) go to the app's HTTP API as one batch (one of
-   every ``replay.latency_every_hours`` hours also sends one flight alone, for latency),
-   and every outcome that became known by then goes back as feedback.
+   store, its requests (request fields only) go to the app's HTTP API in batches of
+   ``replay.batch_rows`` (one of every ``replay.latency_every_hours`` hours also sends one
+   flight alone, for latency), and every outcome that became known by then goes back as
+   feedback.
 3. When a monitoring window has ended and its outcomes have had time to land, a monitoring
    pass reports it (Evidently drift, quality) and the retraining policy decides; every
    decision goes to the app's audit log. A retrain runs the training pipeline on the
@@ -374,8 +375,9 @@ class _Loop:
         if single:
             ids += self._predict({"request": instances[0]}, single=True)
             instances = instances[1:]
-        if instances:
-            ids += self._predict({"requests": instances}, single=False)
+        size = self.settings.replay.batch_rows
+        for first in range(0, len(instances), size):
+            ids += self._predict({"requests": instances[first : first + size]}, single=False)
         self.outcomes.add(rows["label_time"], ids, rows["label"])
 
     def _predict(self, body: dict[str, Any], *, single: bool) -> list[str]:

@@ -69,6 +69,9 @@ def _settings(home: Path) -> Settings:
             "end": REPLAY[1],
             "label_wait_hours": 12,
             "canary_every_hours": 1,
+            # small requests: a 10 % canary gets enough of them in two weeks to be decided
+            # (with 16 flights a request it gets ~90, below canary_min_requests)
+            "batch_rows": 4,
         },
     )
 

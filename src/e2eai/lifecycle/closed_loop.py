@@ -182,7 +182,6 @@ def _run_replay(
     from e2eai.serving.local import LocalServing
     from e2eai.serving.rollout import ModelSource
     from e2eai.tasks import load_task
-    from e2eai.tasks.flights.feature_tables import PLANES_VALID_FROM
 
     started = time.perf_counter()
     task = load_task(settings)
@@ -210,7 +209,8 @@ def _run_replay(
     step = time.perf_counter()
     progress("2/4 serve: online store as of the replay start, predictors, router, app")
     online = serving_repo(settings.features.repo, record.run_dir / "online_repo")
-    materialize_repo(online, PLANES_VALID_FROM.date(), settings.replay.start - timedelta(days=1))
+    materialize_from, _ = task.materialize_window(settings)  # the task's earliest stamps
+    materialize_repo(online, materialize_from, settings.replay.start - timedelta(days=1))
     served = deployment_settings(settings, record.run_dir, online)
     policy = CanaryPolicy.from_settings(served).model_copy(update={"require_labels": True})
     serving = LocalServing(served, policy=policy, actor="replay")

@@ -140,7 +140,8 @@ def _print_replay(s: dict[str, Any]) -> None:
     latency = s["latency_ms"]
     console.print(
         f"latency: one flight p50 {latency['single']['p50']} / p99 {latency['single']['p99']} ms, "
-        f"hourly batch p50 {latency['batch']['p50']} / p99 {latency['batch']['p99']} ms"
+        f"{latency['batch_rows_mean'] or 0:.0f} flights p50 {latency['batch']['p50']} / p99 "
+        f"{latency['batch']['p99']} ms"
     )
 
 

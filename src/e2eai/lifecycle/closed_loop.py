@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import httpx
 
     from e2eai.app.store import AppStore
+    from e2eai.features.online_feed import OnlineFeed
     from e2eai.lifecycle.footprint import TreeMemory
     from e2eai.serving.local import LocalServing
     from e2eai.tasks import Task
@@ -296,7 +297,7 @@ class _Loop:
         record: ReplayRecord,
         serving: LocalServing,
         app: _App,
-        feed: Any,
+        feed: OnlineFeed,
         train: TrainFn,
         progress: Progress,
     ) -> None:
@@ -544,12 +545,13 @@ def _champion_state(settings: Settings, task: Task, serving: LocalServing) -> An
     assert stable is not None and stable.registry_version is not None
     with ModelRegistry.from_settings(settings) as registry:
         record = registry.get(stable.registry_version)
-    window = record.lineage.get("training_window")
-    end = getattr(window, "end", None) or (window or {}).get("end")
+    window = record.lineage.training_window
+    if window is None:
+        raise ServingError(f"v{stable.registry_version} has no training window to age from")
     auc = record.metrics.get("roc_auc")
     return ChampionState.from_reference(
         load_reference(settings, task, stable.registry_version),
         task,
         holdout_roc_auc=float(auc) if isinstance(auc, int | float) else None,
-        trained_until=_day_start(pd.Timestamp(end).date() + timedelta(days=1)).to_pydatetime(),
+        trained_until=_day_start(window.end + timedelta(days=1)).to_pydatetime(),
     )

@@ -140,3 +140,42 @@ def test_windows_read_as_words_whether_days_rows_or_registry_records() -> None:
     rows = {"rows": 891, "fraction": 0.2, "seed": 13}
     assert format_window(rows) == "891 rows (20%, seed 13)"
     assert format_window(None) == "–"
+
+
+# -- the canary's evidence: the confidence sequence each look saw ---------------------------
+
+
+def test_the_confidence_sequence_of_every_look_is_plotted_per_canary() -> None:
+    from e2eai.lifecycle.canary_evidence import looks, plot_confidence_sequences
+    from e2eai.serving.canary_analysis import CanaryPolicy, SlotSamples, decide
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(3000) < 0.3).astype(int)
+    p_stable = np.clip(0.3 + 0.3 * (y - 0.3) + rng.normal(0, 0.1, 3000), 0.01, 0.99)
+    p_canary = np.clip(p_stable + rng.normal(0.05, 0.05, 3000) * (1 - 2 * y), 0.01, 0.99)
+    paired = list(zip(p_stable.tolist(), p_canary.tolist(), y.tolist(), strict=True))
+    health = SlotSamples(requests=500, latencies_ms=[2.0] * 500)
+    policy = CanaryPolicy(require_labels=True)
+    decisions = []
+    for version in ("4", "5"):
+        for n in (50, 500, 1500, 3000):
+            decision = decide(
+                health, health, policy=policy, stable_version="3", canary_version=version,
+                canary_weight=10, paired=paired[:n],
+            )  # fmt: skip
+            decisions.append(decision.model_dump(mode="json"))
+    seen = looks(decisions)
+    # Every look reports its band, in order (before min_labelled rows it only holds).
+    assert [(look.canary_version, look.rows) for look in seen] == [
+        (v, n) for v in ("4", "5") for n in (50, 500, 1500, 3000)
+    ]
+    assert seen[0].action == "hold"
+    for look in seen:
+        assert look.lower <= look.mean <= look.upper and look.margin == policy.sequential_margin
+    assert seen[-1].action == "rollback" and seen[-1].upper < 0  # a worse canary, seen as such
+    png = plot_confidence_sequences(decisions)
+    assert png is not None and png.startswith(b"\x89PNG")
+    fixed = CanaryPolicy(analysis="fixed")
+    versions = {"stable_version": "3", "canary_version": "4", "canary_weight": 10}
+    only_fixed = [decide(health, health, policy=fixed, **versions).model_dump(mode="json")]
+    assert looks(only_fixed) == [] and plot_confidence_sequences(only_fixed) is None

@@ -27,13 +27,20 @@ from e2eai.app.api import create_app
 from e2eai.app.store import AppStore, FeedbackRecord, PredictionRecord
 from e2eai.config import Settings
 from e2eai.export.signature import onnx_feed
-from e2eai.monitoring.monitor import monitor, read_state, reports_dir, window_summaries
+from e2eai.monitoring.monitor import (
+    monitor,
+    read_state,
+    reports_dir,
+    track_risk,
+    window_summaries,
+)
 from e2eai.registry import ModelRegistry
 from e2eai.serving.processes import settings_env
 from e2eai.tasks import load_task
 
 pytestmark = pytest.mark.slow
 MONDAY = datetime(2013, 1, 14, tzinfo=UTC)  # a window start (anchor 2013-01-07 + 7 days)
+WEEK = timedelta(days=7)
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +54,18 @@ def world(flight_window_run, tmp_path_factory):
     # Reference and traffic from one random split of the same days: no drift between them
     # but what the test puts there.
     rows = flight_window_run.training.sample(frac=1.0, random_state=5).reset_index(drop=True)
-    reference = home / "reference.parquet"
+    reference, holdout = home / "reference.parquet", home / "holdout.parquet"
     rows.iloc[: len(rows) // 2].to_parquet(reference, index=False)
+    rows.iloc[: len(rows) // 2].to_parquet(holdout, index=False)  # its source risk's rows
     with ModelRegistry.from_settings(settings) as registry:
         version = registry.register(
             name="flight-delay",
             family="torch_mlp",
-            artifacts={"model.onnx": onnx, "reference.parquet": reference},
+            artifacts={
+                "model.onnx": onnx,
+                "reference.parquet": reference,
+                "holdout.parquet": holdout,
+            },
             metrics={"roc_auc": 0.71},
             params={},
             lineage={"feature_service": "flight_delay_v1"},
@@ -131,6 +143,15 @@ def test_a_pass_reports_each_complete_window_once(world) -> None:
         assert (folder / w["drift_report"]).stat().st_size > 10_000  # Evidently's page
         assert json.loads((folder / f"{w['window']}.json").read_text())["rows"] == w["rows"]
     assert read_state(settings) == MONDAY + timedelta(days=14)
+    # The risk since deployment, over both windows' rows in turn: the heat wave moved the
+    # inputs, not the loss (the logged probabilities are the calm ones), so no alarm.
+    losses = (expected["__p"] - expected[task.label]) ** 2
+    assert calm["risk"]["n"] == len(expected) and hot["risk"]["n"] == 2 * len(expected)
+    assert hot["risk"]["mean"] == pytest.approx(losses.mean(), abs=1e-12)
+    assert calm["risk"]["source_n"] == half and calm["risk"]["version"] == version
+    assert calm["risk"]["lower"] <= hot["risk"]["lower"] < losses.mean()
+    assert not hot["risk"]["alarm"] and hot["risk"]["first_alarm_row"] is None
+    assert (calm["risk"]["windows"], hot["risk"]["windows"]) == (1, 2)
 
     assert monitor(settings, store).windows == []  # nothing new is complete
 
@@ -139,6 +160,11 @@ def test_a_pass_reports_each_complete_window_once(world) -> None:
     assert [w["window"] for w in later.windows] == ["2013-01-28_2013-02-04"]
     assert later.windows[0]["rows"] == 50  # the rows logged in that window, no more
     assert later.windows[0]["drift"] is None  # fewer than monitoring.min_rows
+    assert later.windows[0]["risk"]["n"] == 2 * len(expected) + 50  # read at any size
+    # A window reported again (a pass stopped between its line and its state) is not read
+    # twice by the risk tracker.
+    again = track_risk(settings, task, calm["window"], store.prediction_log(MONDAY, MONDAY + WEEK))
+    assert again[version]["n"] == later.windows[0]["risk"]["n"]
     assert [w["window"] for w in window_summaries(settings)] == [
         "2013-01-14_2013-01-21",
         "2013-01-21_2013-01-28",

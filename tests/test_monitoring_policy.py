@@ -35,6 +35,7 @@ from e2eai.config import RetrainingSettings, Settings
 from e2eai.monitoring.drift import check_drift
 from e2eai.monitoring.policy import (
     AUDIT_ACTION,
+    RULES,
     ChampionState,
     RetrainDecision,
     decide,
@@ -379,7 +380,7 @@ def test_every_decision_is_audited_with_its_evidence(degraded, tmp_path: Path) -
 # -- each rule's boundary, on hand-written summaries --------------------------------------------
 
 # Dyadic figures: holdout − δ is exact in binary, so "exactly at δ" is exactly at δ.
-EXACT = RetrainingSettings(auc_drop=0.03125, min_rate_change=0.03125)
+EXACT = RetrainingSettings(auc_drop=0.03125, min_rate_change=0.03125, risk_tolerance=0.03125)
 HOLDOUT, FLOOR = 0.75, 0.71875
 CHAMPION = ChampionState(
     version=3,
@@ -398,6 +399,7 @@ def summary(
     rate: float = 0.25,
     share: float | None = 0.0,
     version: int | None = 3,
+    risk: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A window summary in ``monitor_window``'s shape; by default nothing is wrong."""
     quality = {
@@ -414,6 +416,27 @@ def summary(
         "quality": quality,
         "drift": drift,
         "reference_version": version,
+        "risk": risk,
+    }
+
+
+def risk(*, lower: float = 0.125, upper: float = 0.125, n: int = 5000, version: int = 3) -> Any:
+    """A tracked risk in ``track_risk``'s shape (dyadic, so upper + 0.03125 is exact)."""
+    return {
+        "version": version,
+        "loss": "brier",
+        "n": n,
+        "mean": lower + 0.01,
+        "lower": lower,
+        "source_n": 12_000,
+        "source_mean": upper - 0.01,
+        "source_upper": upper,
+        "alpha_source": 0.025,
+        "alpha_target": 0.025,
+        "first_alarm_row": None,
+        "first_alarm_at": None,
+        "first_alarm_window": None,
+        "note": "",
     }
 
 
@@ -497,6 +520,29 @@ def test_drift_fires_from_the_share_up_while_labels_are_too_few() -> None:
     assert fires(summary(share=0.5, labelled=EXACT.min_labelled), always) == "drift"
 
 
+def test_risk_fires_only_when_the_lower_bound_exceeds_the_source_bound_plus_tolerance() -> None:
+    at = 0.125 + 0.03125
+    assert fires(summary(risk=risk(lower=at))) == "None"  # exactly at the tolerance
+    assert fires(summary(risk=risk(lower=float(np.nextafter(at, 1))))) == "risk"
+    assert fires(summary(risk=risk(lower=float(np.nextafter(at, 0))))) == "None"
+    # No min_labelled: the bound is valid at every sample size.
+    assert fires(summary(risk=risk(lower=0.5, n=10), labelled=10)) == "risk"
+    decision = decide(summary(risk=risk(lower=0.5)), CHAMPION, NOW, None, False, EXACT)
+    e = decision.evidence["risk"]
+    assert (e["threshold"], e["tolerance"], e["source_upper"]) == (at, 0.03125, 0.125)
+    assert "lower bound 0.5000 > holdout bound 0.1250 + 0.03125" in decision.message
+
+
+def test_risk_speaks_only_for_the_champions_own_tracked_rows() -> None:
+    assert fires(summary(risk=risk(lower=0.5, version=4))) == "None"
+    assert fires(summary(risk=None)) == "None"
+    assert fires(summary(risk=risk(lower=0.0, n=0))) == "None"  # nothing labelled yet
+    no_source = {"version": 3, "note": "version 3 has no holdout.parquet or no model.onnx"}
+    decision = decide(summary(risk=no_source), CHAMPION, NOW, None, False, EXACT)
+    assert decision.reason is None
+    assert decision.evidence["risk"]["note"].startswith("version 3 has no holdout")
+
+
 def test_age_fires_from_max_age_days_on() -> None:
     limit = timedelta(days=EXACT.max_age_days)
     assert fires(summary(), trained_until=NOW - limit) == "age"
@@ -506,6 +552,7 @@ def test_age_fires_from_max_age_days_on() -> None:
 def test_the_first_rule_that_fires_is_the_reason_and_every_rule_is_evaluated() -> None:
     old = {"trained_until": NOW - timedelta(days=365)}
     everything = {"auc": 0.6, "high": 0.62, "rate": 0.4, "share": 1.0}
+    assert fires(summary(**everything, risk=risk(lower=0.5)), **old) == "risk"
     assert fires(summary(**everything), **old) == "performance"
     assert fires(summary(**{**everything, "high": 0.9}), **old) == "label_shift"
     unlabelled = {**everything, "high": 0.9, "rate": 0.25, "labelled": EXACT.min_labelled - 1}
@@ -513,11 +560,15 @@ def test_the_first_rule_that_fires_is_the_reason_and_every_rule_is_evaluated() -
     assert fires(summary(high=0.9), **old) == "age"
     always = EXACT.model_copy(update={"drift_without_labels_only": False})
     decision = decide(
-        summary(**everything), dataclasses.replace(CHAMPION, **old), NOW, None, False, always
+        summary(**everything, risk=risk(lower=0.5)),
+        dataclasses.replace(CHAMPION, **old),
+        NOW,
+        None,
+        False,
+        always,
     )
-    assert all(
-        decision.evidence[r]["fired"] for r in ("performance", "label_shift", "drift", "age")
-    )
+    assert all(decision.evidence[r]["fired"] for r in RULES)
+    assert RULES == ("risk", "performance", "label_shift", "drift", "age")
 
 
 def test_the_cooldown_holds_a_rule_back_until_it_ends() -> None:
@@ -556,3 +607,8 @@ def test_the_settings_are_a_section_of_the_platforms(monkeypatch) -> None:
     assert settings.retraining.auc_drop == 0.05
     assert settings.retraining.min_labelled == DEFAULTS.min_labelled == 1000
     assert (DEFAULTS.drift_share, DEFAULTS.cooldown_days, DEFAULTS.training_days) == (0.5, 14, 120)
+    assert (DEFAULTS.risk_alpha, DEFAULTS.risk_tolerance, DEFAULTS.risk_loss) == (
+        0.05,
+        0.004,
+        "brier",
+    )

@@ -1,5 +1,6 @@
-"""Canary analysis: the statistics on synthetic samples, then real servers — a shuffled-label
-model is rolled back, an equally good model is stepped 10 % → 50 % → promoted."""
+"""Canary analysis: the fixed-sample statistics on synthetic samples, then real servers with
+the default analysis (shadow scoring, the sequential paired test) — a shuffled-label model is
+rolled back, a model of the same quality is stepped 10 % → 50 % → promoted."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from e2eai.serving.processes import free_port, pid_alive
 from e2eai.serving.rollout import ModelSource
 from e2eai.tasks.flights import schema
 
-POLICY = CanaryPolicy(min_requests=100, min_labelled=100, min_class_count=10)
+POLICY = CanaryPolicy(min_requests=100, min_labelled=100, min_class_count=10, analysis="fixed")
 
 
 def _samples(
@@ -98,7 +99,7 @@ def test_worse_auc_rolls_back_and_labels_can_be_required():
     assert decision.action == "rollback" and auc.verdict == "fail"
     assert auc.stable > 0.7 and abs(auc.canary - 0.5) < 0.1
     unlabelled = SlotSamples(requests=400, latencies_ms=[2.0] * 400)
-    strict = CanaryPolicy(min_requests=100, min_labelled=100, require_labels=True)
+    strict = POLICY.model_copy(update={"require_labels": True})
     held = _decide(unlabelled, unlabelled, policy=strict)
     assert held.action == "hold" and "roc_auc" in held.reason
 
@@ -185,9 +186,10 @@ def test_shuffled_label_canary_is_rolled_back(serving, models):
     _labelled_traffic(serving, 160, seed=101)
     decision = serving.analyze()
     assert decision.action == "rollback" and decision.applied
-    auc = next(e for e in decision.evidence if e.metric == "roc_auc")
-    assert auc.verdict == "fail" and auc.canary < auc.stable - 0.15
-    assert auc.n_canary >= 150 and auc.n_stable >= 150
+    paired = next(e for e in decision.evidence if e.metric == "brier_paired")
+    # Both models scored every one of the 640 labelled rows (shadow scoring), whoever answered.
+    assert paired.verdict == "fail" and paired.n_stable == paired.n_canary == 160 * 4
+    assert paired.canary > paired.stable + 0.05 and paired.upper < 0
     assert serving.state().canary is None and not pid_alive(canary_pid)
     assert serving.describe()["decisions"][-1]["action"] == "rollback"
 
@@ -207,4 +209,6 @@ def test_equally_good_canary_is_stepped_and_promoted(serving, models):
             break
     assert ("step", 10, 50) in actions, actions
     assert actions[-1] == ("promote", 50, 100), actions
+    paired = next(e for e in decision.evidence if e.metric == "brier_paired")
+    assert paired.verdict == "pass" and paired.lower > -serving.policy.sequential_margin
     assert serving.state().stable.version == "peer" and serving.state().canary is None

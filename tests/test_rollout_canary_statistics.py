@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy.stats import fisher_exact, norm
 
+from e2eai.serving import sequential
 from e2eai.serving.canary_analysis import (
     CanaryDecision,
     CanaryPolicy,
@@ -22,8 +23,10 @@ from e2eai.serving.canary_analysis import (
     decide,
 )
 
-POLICY = CanaryPolicy(min_requests=100, min_labelled=100, min_class_count=10)
-LABELLED = CanaryPolicy(min_requests=100, min_labelled=100, min_class_count=10, require_labels=True)
+# The fixed-sample analysis (independent slots): what these tests pin. The sequential one is
+# pinned in tests/test_serving_sequential.py and below (test_sequential_*).
+POLICY = CanaryPolicy(min_requests=100, min_labelled=100, min_class_count=10, analysis="fixed")
+LABELLED = POLICY.model_copy(update={"require_labels": True})
 
 
 def _scored(n: int, signal: float) -> list[tuple[float, int]]:
@@ -55,10 +58,20 @@ def _slot(
 
 
 def _decide(
-    stable: SlotSamples, canary: SlotSamples, weight: int = 10, policy: CanaryPolicy = POLICY
+    stable: SlotSamples,
+    canary: SlotSamples,
+    weight: int = 10,
+    policy: CanaryPolicy = POLICY,
+    paired: list[tuple[float, float, int]] | None = None,
 ) -> CanaryDecision:
     return decide(
-        stable, canary, policy=policy, stable_version="1", canary_version="2", canary_weight=weight
+        stable,
+        canary,
+        policy=policy,
+        stable_version="1",
+        canary_version="2",
+        canary_weight=weight,
+        paired=paired,
     )
 
 
@@ -218,3 +231,106 @@ def test_below_minimum_labelled_holds_when_labels_are_required():
     assert "roc_auc" in decision.reason and "accuracy" in decision.reason
     # Without the requirement the same evidence is enough to promote.
     assert _decide(stable, canary, weight=50).action == "promote"
+
+
+# -- the sequential analysis: paired shadow-scored rows ------------------------------------------
+
+SEQUENTIAL = POLICY.model_copy(update={"analysis": "sequential", "require_labels": True})
+
+
+def _pairs(n: int, push: float) -> list[tuple[float, float, int]]:
+    """``n`` shadow-scored rows: stable's probabilities from the quantile grid, the canary's
+    the same pushed by ``push`` towards the wrong label (worse for push > 0)."""
+    rows = []
+    for p, y in _scored(n, 2.0):
+        wrong = 1 - y
+        rows.append((p, float(np.clip(p + push * (wrong - p), 0, 1)), y))
+    return rows
+
+
+def _first_rollback(rows: list[tuple[float, float, int]], alpha: float) -> int:
+    """The first row count at which the sequential test alone, at level ``alpha``, rolls back
+    (every prefix a look)."""
+    policy = sequential.SequentialPolicy(alpha=alpha, min_labelled=SEQUENTIAL.min_labelled)
+    test = sequential.PairedSequentialTest(policy.model_copy(update={"bounds": False}))
+    for n, (a, b, y) in enumerate(rows, start=1):
+        if test.update([a], [b], [y]).action == "rollback":
+            return n
+    raise AssertionError("never rolled back")
+
+
+def test_sequential_quality_check_gets_half_the_family_level():
+    """Health checks take alpha/4 each, the paired test the remaining alpha/2: at the row
+    count where a test at alpha/2 first rolls back, the decision does; one row earlier it does
+    not, though a test at the whole alpha (no correction) already would have."""
+    rows = _pairs(2000, 0.02)
+    at_half = _first_rollback(rows, SEQUENTIAL.alpha / 2)
+    at_whole = _first_rollback(rows, SEQUENTIAL.alpha)
+    at_quarter = _first_rollback(rows, SEQUENTIAL.alpha / 4)
+    assert at_whole < at_half < at_quarter  # the three levels part at different rows
+    healthy = (_slot(), _slot())
+    before = _decide(*healthy, policy=SEQUENTIAL, paired=rows[: at_half - 1])
+    after = _decide(*healthy, policy=SEQUENTIAL, paired=rows[:at_half])
+    assert before.action != "rollback" and after.action == "rollback"
+    check = _check(after, "brier_paired")
+    assert check.alpha == pytest.approx(SEQUENTIAL.alpha / 2) and check.verdict == "fail"
+    assert [e.alpha for e in after.evidence[:2]] == [pytest.approx(SEQUENTIAL.alpha / 4)] * 2
+    assert after.reason.startswith("brier_paired worse") and "error_rate" not in after.reason
+    assert check.upper is not None and check.upper < 0  # the bound reported says so too
+
+
+def test_sequential_passes_within_the_margin_and_never_beyond_it():
+    identical = _pairs(3000, 0.0)
+    decision = _decide(_slot(), _slot(), weight=50, policy=SEQUENTIAL, paired=identical)
+    check = _check(decision, "brier_paired")
+    assert check.verdict == "pass" and check.lower is not None
+    assert -SEQUENTIAL.sequential_margin < check.lower <= 0 <= check.upper
+    assert decision.action == "promote"
+    # The same rows with no margin: "not worse at all" cannot be shown, so it holds.
+    strict = SEQUENTIAL.model_copy(update={"sequential_margin": 0.0})
+    held = _decide(_slot(), _slot(), weight=50, policy=strict, paired=identical)
+    assert _check(held, "brier_paired").verdict == "insufficient" and held.action == "hold"
+    # A canary worse than the margin on every row never passes, however many rows.
+    rows = _pairs(2000, 0.05)
+    gap = np.mean([(b - y) ** 2 - (a - y) ** 2 for a, b, y in rows])
+    assert gap > SEQUENTIAL.sequential_margin
+    worse = _decide(_slot(), _slot(), weight=50, policy=SEQUENTIAL, paired=rows)
+    assert _check(worse, "brier_paired").verdict == "fail" and worse.action == "rollback"
+
+
+def test_sequential_confidently_worse_rolls_back_even_within_the_margin():
+    """Slightly worse on every row (by less than the margin): once it is confidently worse it
+    is rolled back, though it is not worse than the margin: a worse model never replaces a
+    better one just because the margin would tolerate it."""
+    rows = _pairs(8000, 0.004)
+    gap = np.mean([(b - y) ** 2 - (a - y) ** 2 for a, b, y in rows])
+    assert 0 < gap < SEQUENTIAL.sequential_margin
+    decision = _decide(_slot(), _slot(), weight=50, policy=SEQUENTIAL, paired=rows)
+    assert decision.action == "rollback"
+
+
+def test_sequential_needs_paired_rows_only_when_labels_are_required():
+    held = _decide(_slot(), _slot(), weight=50, policy=SEQUENTIAL, paired=[])
+    check = _check(held, "brier_paired")
+    assert check.verdict == "insufficient" and "shadow" in check.note
+    assert held.action == "hold" and "brier_paired" in held.reason
+    optional = SEQUENTIAL.model_copy(update={"require_labels": False})
+    assert _decide(_slot(), _slot(), weight=50, policy=optional).action == "promote"
+    # Too few rows: hold, however good they look.
+    few = _pairs(SEQUENTIAL.min_labelled - 2, 0.0)
+    assert _decide(_slot(), _slot(), weight=50, policy=SEQUENTIAL, paired=few).action == "hold"
+    # Quality settled but a health check short of samples: still hold.
+    few_requests = _slot(POLICY.min_requests - 1)
+    short = _decide(_slot(), few_requests, weight=50, policy=SEQUENTIAL, paired=_pairs(3000, 0))
+    assert short.action == "hold" and "error_rate" in short.reason
+
+
+def test_sequential_ignores_the_independent_slot_samples():
+    """The sequential analysis reads only the paired rows: the slots' own scored rows (which
+    the fixed analysis compares) could say anything."""
+    stable = _slot()
+    terrible = _slot(scored=[(1 - p, y) for p, y in stable.scored])
+    decision = _decide(stable, terrible, weight=50, policy=SEQUENTIAL, paired=_pairs(3000, 0.0))
+    assert decision.action == "promote"
+    assert {e.metric for e in decision.evidence} == {"error_rate", "latency_p95_ms", "brier_paired"}
+    assert _decide(stable, terrible, weight=50, policy=LABELLED).action == "rollback"

@@ -46,6 +46,7 @@ class FakePredictor:
         self.name = name
         self.ready_status = 200
         self.infer_status = 200
+        self.probability = 0.25  # every row's answer
         self.hits: list[tuple[str, str]] = []
         self.last_headers: dict[str, str] = {}
         app = web.Application()
@@ -77,7 +78,11 @@ class FakePredictor:
         rows = body.get("rows", 1)
         output = {"name": "probability", "datatype": "FP32", "shape": [rows]}
         response = web.json_response(
-            {"model_name": NAME, "outputs": [{**output, "data": [0.25] * rows}], "by": self.name}
+            {
+                "model_name": NAME,
+                "outputs": [{**output, "data": [self.probability] * rows}],
+                "by": self.name,
+            }
         )
         if body.get("close"):
             response.force_close()  # answers with Connection: close
@@ -301,6 +306,93 @@ async def test_a_batchs_rows_are_labelled_one_by_one(tmp_path):
         assert (await send({"request_id": "batch", "labels": [0, 0, 1]}))["matched"] == 1
         assert (await _samples(client))["stable"]["scored"] == [[0.25, 1], [0.25, 0], [0.25, 0]]
         assert (await send({"request_id": "batch", "labels": [0], "rows": [1]}))["duplicate"] == 1
+
+
+# -- shadow scoring: both slots score every prediction, feedback pairs them ----------------------
+
+
+async def _shadowed_traffic(client: TestClient, requests: int, rows: int = 2) -> dict[str, str]:
+    """``requests`` inferences with ids; {request id: the slot that answered}."""
+    answered = {}
+    for i in range(requests):
+        response = await client.post(INFER, json={"rows": rows}, headers={"x-request-id": f"r{i}"})
+        assert response.status == 200
+        answered[f"r{i}"] = (await response.json())["by"]
+    return answered
+
+
+async def _label_all(client: TestClient, answered: dict[str, str], rows: int = 2) -> list[int]:
+    labels = [i % 2 for i in range(len(answered) * rows)]
+    feedback = [
+        {"request_id": rid, "labels": labels[k * rows : (k + 1) * rows]}
+        for k, rid in enumerate(answered)
+    ]
+    response = await client.post("/router/feedback", json={"feedback": feedback}, headers=ADMIN)
+    assert (await response.json())["matched"] == len(answered)
+    return labels
+
+
+@pytest.mark.asyncio
+async def test_shadow_scores_every_prediction_on_both_slots_and_pairs_its_labels(tmp_path):
+    async with deployment(tmp_path, {"stable": 70, "canary": 30}, shadow=True) as (client, fakes):
+        fakes["canary"].probability = 0.75
+        answered = await _shadowed_traffic(client, 40)
+        by_canary = sum(slot == "canary" for slot in answered.values())
+        assert 0 < by_canary < 40  # the weight still decides who answers the client
+
+        async def shadows_done() -> bool:
+            return fakes["stable"].inferences == fakes["canary"].inferences == 40
+
+        await _until(shadows_done)  # each slot scored every request: its own and the other's
+        samples = await _samples(client)
+        assert samples["canary"]["requests"] == by_canary  # only answers count for the slot
+        assert samples["stable"]["requests"] == 40 - by_canary
+        assert samples["stable"]["shadow_requests"] == by_canary
+        assert samples["canary"]["shadow_requests"] == 40 - by_canary
+        assert samples["stable"]["shadow_errors"] == samples["canary"]["shadow_errors"] == 0
+        labels = await _label_all(client, answered)
+        samples = await _samples(client)
+        # Every labelled row paired (stable's probability, canary's, label), whoever answered.
+        assert samples["paired"] == [[0.25, 0.75, y] for y in labels]
+        assert len(samples["canary"]["scored"]) == 2 * by_canary  # the slots' own samples stay
+        assert {tuple(row) for row in samples["canary"]["scored"]} <= {(0.75, 0), (0.75, 1)}
+
+
+@pytest.mark.asyncio
+async def test_a_failing_shadow_costs_the_client_nothing_and_pairs_nothing(tmp_path):
+    async with deployment(tmp_path, {"stable": 100, "canary": 0}, shadow=True) as (client, fakes):
+        # A canary at 0 % takes no shadows (a slot being drained); at 10 % and failing, its
+        # shadows fail: counted as shadow errors, never seen by the client.
+        await _label_all(client, await _shadowed_traffic(client, 5))
+        assert fakes["canary"].inferences == 0 and (await _samples(client))["paired"] == []
+    async with deployment(tmp_path, {"stable": 100, "canary": 10}, shadow=True) as (client, fakes):
+        fakes["canary"].infer_status = 503
+        answered = await _shadowed_traffic(client, 30)
+        assert set(answered.values()) == {"stable"}  # a canary 503 is retried on stable
+
+        async def shadows_done() -> bool:
+            canary = (await _samples(client))["canary"]
+            return canary["shadow_requests"] == canary["shadow_errors"] > 0
+
+        await _until(shadows_done)
+        await _label_all(client, answered)
+        samples = await _samples(client)
+        assert samples["paired"] == [] and len(samples["stable"]["scored"]) == 60
+
+
+@pytest.mark.asyncio
+async def test_without_shadow_each_slot_scores_only_its_own_requests(tmp_path):
+    async with deployment(tmp_path, {"stable": 50, "canary": 50}) as (client, fakes):
+        answered = await _shadowed_traffic(client, 20)
+        await _label_all(client, answered)
+        samples = await _samples(client)
+        assert fakes["stable"].inferences + fakes["canary"].inferences == 20
+        assert samples["paired"] == [] and samples["stable"]["shadow_requests"] == 0
+        # Metadata and other routes are never shadowed, shadow on or off.
+    async with deployment(tmp_path, {"stable": 50, "canary": 50}, shadow=True) as (client, fakes):
+        assert (await client.get(f"/v2/models/{NAME}")).status == 200
+        await asyncio.sleep(0.1)
+        assert len(fakes["stable"].hits) + len(fakes["canary"].hits) == 1
 
 
 # -- the idempotency key (finding 7) ------------------------------------------------------------

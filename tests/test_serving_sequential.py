@@ -9,16 +9,18 @@ import pytest
 
 from e2eai.serving.sequential import (
     DEFAULT_MARGIN,
+    BetState,
     CSState,
     PairedSequentialTest,
     SequentialPolicy,
+    bet_max_log_wealth,
+    bet_update,
     binormal_mu,
     brier_gap_for_auc,
     calibrated_probability,
     confidence_sequence,
     decide,
     decision_codes,
-    paired_confidence_sequence,
     pr_pl_eb_update,
 )
 
@@ -61,9 +63,9 @@ def first_decision(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sequential_outcomes(d: np.ndarray, policy: SequentialPolicy) -> tuple[np.ndarray, np.ndarray]:
-    lower, upper = paired_confidence_sequence(d, policy.alpha)
-    codes = decision_codes(LOOKS, lower[:, LOOKS - 1], upper[:, LOOKS - 1], policy)
-    return first_decision(codes)
+    promote = bet_max_log_wealth(d, -policy.margin, +1)[:, LOOKS - 1]
+    rollback = bet_max_log_wealth(d, 0.0, -1)[:, LOOKS - 1]
+    return first_decision(decision_codes(LOOKS, promote, rollback, policy))
 
 
 def naive_outcomes(d: np.ndarray, policy: SequentialPolicy) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +74,10 @@ def naive_outcomes(d: np.ndarray, policy: SequentialPolicy) -> tuple[np.ndarray,
     mean = np.cumsum(d, axis=1)[:, n - 1] / n
     var = (np.cumsum(d**2, axis=1)[:, n - 1] / n - mean**2) * n / (n - 1)
     half = 1.96 * np.sqrt(var / n)
-    return first_decision(decision_codes(n, mean - half, mean + half, policy))
+    enough = n >= policy.min_labelled
+    rollback = enough & (mean + half < 0)
+    promote = enough & ~rollback & (mean - half > -policy.margin)
+    return first_decision(promote.astype(int) - rollback.astype(int))
 
 
 CASES = {  # name: canary AUC
@@ -161,9 +166,42 @@ def test_incremental_equals_batch_decision() -> None:
     batch = decide(p_s, p_c, y)
     assert incremental == batch
     assert incremental.n == 3000
-    lower, upper = paired_confidence_sequence((p_s - y) ** 2 - (p_c - y) ** 2)
-    assert (batch.lower, batch.upper) == (lower[-1], upper[-1])
     json.dumps(batch.model_dump())
+
+
+def test_chunked_betting_equals_batch_exactly() -> None:
+    d = paired_d(0.75, seed=7)[:4, :2000]
+    whole = bet_max_log_wealth(d, -DEFAULT_MARGIN, +1)
+    state, parts = BetState.initial((4,)), []
+    for lo, hi in [(0, 1), (1, 250), (250, 251), (251, 2000)]:
+        running, state = bet_update(d[:, lo:hi], -DEFAULT_MARGIN, +1, state)
+        parts.append(running)
+    assert np.array_equal(np.concatenate(parts, axis=1), whole)
+
+
+@pytest.mark.parametrize("canary_auc", [0.70, 0.75, 0.76, 0.78])
+def test_reported_bounds_agree_with_the_decision(canary_auc: float) -> None:
+    """The interval printed with a decision says what the tests did: rollback iff upper < 0,
+    promote iff lower > -margin (and not rollback); the running mean lies inside."""
+    p_s, p_c, y = paired_scores(4000, canary_auc, seed=11)
+    decision = decide(p_s, p_c, y)
+    assert decision.lower <= decision.mean <= decision.upper
+    assert (decision.action == "rollback") == (decision.upper < 0)
+    if decision.action != "rollback":
+        assert (decision.action == "promote") == (decision.lower > -DEFAULT_MARGIN)
+    assert decide(p_s, p_c, y, SequentialPolicy(bounds=False)).action == decision.action
+
+
+def test_betting_covers_the_true_mean_under_every_look() -> None:
+    """The wealth against the *true* mean crosses 2/alpha in at most alpha/2 of the runs,
+    from either side, over 13,000 looks (one per row). 200 runs: a true rate of 2.5 %
+    gives at most 12 crossings with 99.9 % probability (binomial)."""
+    d = paired_d(0.75, seed=12)
+    true_mean = brier_gap_for_auc(0.76, 0.75, n=4_000_000, seed=1)  # about -0.00205
+    threshold = np.log(2 / 0.05)
+    for side in (+1, -1):
+        crossed = bet_max_log_wealth(d, true_mean, side)[:, -1] >= threshold
+        assert crossed.sum() <= 12
 
 
 # -- error rates under a look after every batch --------------------------------------------
@@ -198,18 +236,18 @@ def test_default_margin_is_the_brier_gap_of_001_auc() -> None:
 
 
 def test_margin_changes_the_outcome() -> None:
-    """Promote needs lower > -margin: neither 'lower > 0' nor 'lower > -inf' is the same rule."""
+    """Promote needs 'mean <= -margin' rejected: neither 0 nor a huge margin is the same rule."""
     p_s, p_c, y = paired_scores(30_000, STABLE_AUC, seed=4)  # equal quality, large n
     with_margin = decide(p_s, p_c, y, SequentialPolicy())
     assert -DEFAULT_MARGIN < with_margin.lower < 0 < with_margin.upper
     assert with_margin.action == "promote"
     assert decide(p_s, p_c, y, SequentialPolicy(margin=0)).action == "hold"
 
-    few = slice(0, 300)  # too few rows: the CS still reaches below -margin
+    few = slice(0, 300)  # too few rows: the interval still reaches below -margin
     held = decide(p_s[few], p_c[few], y[few], SequentialPolicy())
     assert held.lower < -DEFAULT_MARGIN and held.upper > 0
     assert held.action == "hold"
-    assert decide(p_s[few], p_c[few], y[few], SequentialPolicy(margin=np.inf)).action == "promote"
+    assert decide(p_s[few], p_c[few], y[few], SequentialPolicy(margin=0.5)).action == "promote"
 
 
 def test_rollback_and_min_labelled() -> None:

@@ -231,6 +231,25 @@ class ServingSettings(_Section):
     canary_require_labels: bool = Field(
         False, description="Hold the rollout until labelled checks have enough samples."
     )
+    canary_analysis: Literal["sequential", "fixed"] = Field(
+        "sequential",
+        description="How canary quality is judged: sequential (anytime-valid confidence "
+        "sequence on shadow-scored paired rows) or fixed (independent-sample AUC and "
+        "accuracy tests, re-run at every look; kept for comparison).",
+    )
+    canary_sequential_margin: float = Field(
+        0.00205,
+        ge=0,
+        description="Sequential analysis: the canary passes once its mean Brier score is "
+        "confidently within this of stable's; 2.05e-3 is a 0.01 ROC-AUC loss at AUC 0.76 and "
+        "a 20 % positive rate (e2eai.serving.sequential.DEFAULT_MARGIN).",
+    )
+    canary_shadow: bool = Field(
+        True,
+        description="While a canary is deployed, the router scores every prediction request "
+        "on both models (the weight still decides whose answer is returned), so feedback "
+        "compares them on the same rows.",
+    )
     failover_wait_seconds: float = Field(
         15.0,
         description="How long the router holds a request while no predictor is healthy "
@@ -282,6 +301,32 @@ class MonitoringSettings(_Section):
 class RetrainingSettings(_Section):
     """When a monitoring window calls for retraining the champion (``monitoring.policy``)."""
 
+    risk_tolerance: float = Field(
+        0.004,
+        ge=0,
+        lt=1,
+        description="Risk: retrain once the lower confidence sequence on the champion's "
+        "running production risk exceeds the upper bound on its holdout risk by this (eps_tol, "
+        "in the units of risk_loss). 0.004 in mean Brier is what the performance rule's ROC-AUC "
+        "drop of 0.02 costs a calibrated model at the flights' figures: binormal scores at a "
+        "20 % positive rate, AUC 0.76 → 0.74, Brier 0.1353 → 0.1393 "
+        "(-e2eai.serving.sequential.brier_gap_for_auc(0.76, 0.74, 0.2) = 0.0040; a test "
+        "checks). A smaller rise is the model holding up; the same rise from more delays "
+        "counts too, as the champion's predictions are then that much worse.",
+    )
+    risk_alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Risk: chance of ever retraining while the risk has not risen by "
+        "risk_tolerance, however many windows are read; half bounds the holdout risk, half "
+        "the production risk's confidence sequence (Podkopaev & Ramdas 2022).",
+    )
+    risk_loss: Literal["brier", "misclassification"] = Field(
+        "brier",
+        description="Risk: the per-row loss, in [0, 1]: the Brier score, or the 0/1 error at "
+        "monitoring.threshold.",
+    )
     auc_drop: float = Field(
         0.02,
         gt=0,
@@ -435,6 +480,13 @@ class PipelineSettings(_Section):
     namespace: str = Field("kubeflow", description="Namespace of TrainJobs / PyTorchJobs.")
     training_runtime: str = Field(
         "torch-distributed", description="ClusterTrainingRuntime a TrainJob refers to."
+    )
+    training_nodes: int = Field(
+        2,
+        ge=1,
+        description="Nodes (pods) of a cluster training job of a torch family (TrainJob "
+        "numNodes; PyTorchJob Master + Workers), each running training.workers processes; "
+        "other families train on one.",
     )
     training_cpu: str = Field("2", description="CPU request/limit per training node.")
     training_memory: str = Field("4Gi", description="Memory request/limit per training node.")

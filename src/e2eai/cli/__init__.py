@@ -61,8 +61,10 @@ _GROUPS: tuple[tuple[str, str | None], ...] = (
     ("e2eai.cli.pipeline", "pipeline"),
     ("e2eai.cli.serving", None),
     ("e2eai.cli.rollout", "rollout"),
+    ("e2eai.cli.canary", "canary"),
     ("e2eai.cli.web", None),
     ("e2eai.cli.monitor", None),
+    ("e2eai.cli.manifests", "manifests"),
 )
 
 

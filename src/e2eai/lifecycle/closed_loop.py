@@ -84,6 +84,7 @@ class ReplayRecord:
     retrains: list[Retrain] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)  # retraining policy
     canary: list[dict[str, Any]] = field(default_factory=list)  # analyses that acted
+    canary_looks: list[dict[str, Any]] = field(default_factory=list)  # every analysis
     canary_analyses: int = 0
     single_latency_ms: list[float] = field(default_factory=list)
     batch_latency_ms: list[float] = field(default_factory=list)
@@ -512,9 +513,10 @@ class _Loop:
     def _analyse(self) -> None:
         decision = self.serving.analyze(apply=True)
         self.record.canary_analyses += 1
+        entry = decision.model_dump(mode="json")
+        self.record.canary_looks.append(entry)
         if decision.action == "hold":
             return
-        entry = decision.model_dump(mode="json")
         entry["clock"] = str(self.feed.clock)
         self.record.canary.append(entry)
         if decision.action in ("promote", "rollback") and self.pending is not None:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from e2eai import jsonable
 from e2eai.config import Settings
+from e2eai.lifecycle.canary_evidence import plot_confidence_sequences
 from e2eai.reporting import figure_png, png_data_uri, render
 
 if TYPE_CHECKING:
@@ -178,6 +179,7 @@ def write_replay_report(
         "auc": png_data_uri(_plot_auc(weekly, summary)),
         "drift": png_data_uri(_plot_drift(record.windows)),
         "coverage": png_data_uri(_plot_coverage(weekly)),
+        "canary_evidence": png_data_uri(plot_confidence_sequences(record.canary_looks)),
     }
     reports = reports_dir(settings)
     for row in weekly:  # relative: the run's folder can move (or be served) as a whole

@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from e2eai import jsonable
+from e2eai.lifecycle.canary_evidence import plot_confidence_sequences
 from e2eai.lifecycle.record import LoopRecord
 from e2eai.reporting import png_data_uri, render
 
 
 def plot_canary_decisions(decisions: list[dict[str, Any]], path: Path) -> Path | None:
-    """Canary weight and served ROC-AUC (stable vs canary) after each analysis round, as a
+    """Canary weight and the quality figure of both slots after each analysis round, as a
     PNG at ``path``; None when there was no decision."""
     if not decisions:
         return None
@@ -29,13 +30,20 @@ def plot_canary_decisions(decisions: list[dict[str, Any]], path: Path) -> Path |
     left.set_xlabel("analysis round")
     left.set_ylabel("canary traffic %")
     left.set_title("Canary weight after each analysis")
+    # The quality figure the analysis read: mean Brier of both models on the same rows
+    # (sequential, shadow-scored) or each slot's own ROC-AUC (fixed).
+    metrics = {e["metric"] for d in decisions for e in d["evidence"]}
+    metric, title = (
+        ("brier_paired", "Mean Brier score on the same labelled rows (lower is better)")
+        if "brier_paired" in metrics
+        else ("roc_auc", "Served ROC-AUC on labelled traffic")
+    )
     for slot, color in (("stable", "#4c72b0"), ("canary", "#dd8452")):
         values = [
-            next((e[slot] for e in d["evidence"] if e["metric"] == "roc_auc"), None)
-            for d in decisions
+            next((e[slot] for e in d["evidence"] if e["metric"] == metric), None) for d in decisions
         ]
         right.plot(list(steps), values, marker="o", color=color, label=slot)
-    right.set_title("Served ROC-AUC on labelled traffic")
+    right.set_title(title)
     right.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -66,6 +74,7 @@ def write_report(record: LoopRecord) -> Path:
         data=record.data,
         models=models,
         canary_plot=png_data_uri(canary_png),
+        evidence_plot=png_data_uri(plot_confidence_sequences(record.canary)),
         decisions=record.canary,
         steps=record.steps,
     )

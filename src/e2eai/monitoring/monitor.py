@@ -5,10 +5,12 @@ event falls in it, their model inputs against the reference of the version that 
 most of them (:mod:`e2eai.monitoring.reference`) — data drift of the inputs, weighted by
 importance, and drift of the predictions (:mod:`e2eai.monitoring.drift`, Evidently) — and,
 for the predictions whose outcome arrived, classification quality
-(:mod:`e2eai.monitoring.quality`). Each window writes ``<name>.html`` (this page),
-``<name>-drift.html`` (Evidently's) and ``<name>.json`` under ``<home>/monitoring/reports``
-and one line of ``<home>/monitoring/windows.jsonl``; the last window reported is kept in
-``<home>/monitoring/state.json``, so the next pass (a CronJob on a cluster) starts after it.
+(:mod:`e2eai.monitoring.quality`) and the sequential tracking of each version's risk since
+it was deployed (:mod:`e2eai.monitoring.risk`, :func:`track_risk`). Each window writes
+``<name>.html`` (this page), ``<name>-drift.html`` (Evidently's) and ``<name>.json`` under
+``<home>/monitoring/reports`` and one line of ``<home>/monitoring/windows.jsonl``; the last
+window reported is kept in ``<home>/monitoring/state.json``, so the next pass (a CronJob on
+a cluster) starts after it, and each version's risk tracker in ``<home>/monitoring/risk``.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ def monitor_window(
         "reference_source": None,
         "reference_rows": 0,
         "holdout_roc_auc": None,
+        "risk": None,
         "report": f"{name}.html",
         "drift_report": None,
     }
@@ -146,6 +149,8 @@ def monitor_window(
         )
     answered = versions.most_common(1)
     version = _registry_version(answered[0][0]) if answered else None
+    risks = track_risk(settings, task, name, log)
+    summary["risk"] = risks.get(version) if version is not None else None
     if version is not None and len(log) >= m.min_rows:
         reference = load_reference(settings, task, version)
         summary.update(
@@ -171,6 +176,74 @@ def monitor_window(
     (out / f"{name}.json").write_text(json.dumps(summary, indent=1))
     (out / f"{name}.html").write_text(render("monitoring_window.html.j2", w=summary))
     return summary
+
+
+def track_risk(
+    settings: Settings, task: Task, name: str, log: list[LoggedPrediction]
+) -> dict[int, dict[str, Any]]:
+    """The risk tracking of each registry version that answered in the window, after the
+    window's labelled rows it answered (none: its standing so far).
+
+    A version's tracker (:class:`e2eai.monitoring.risk.RiskTracker`, kept in
+    ``<monitoring>/risk/v<version>.json``) reads every labelled row the version answered
+    since its first window, window by window in event-time order, each window once; its
+    source bound comes from the version's holdout. A label that arrives after its window
+    was reported is not read. A tracker keeps the loss, level and tolerance it began with.
+    """
+    from e2eai.errors import ModelArtifactError
+    from e2eai.monitoring.reference import load_holdout
+    from e2eai.monitoring.risk import RiskTracker, source_risk
+
+    r, threshold = settings.retraining, settings.monitoring.threshold
+    folder = monitoring_dir(settings) / "risk"
+    labelled: dict[int, list[LoggedPrediction]] = {}
+    for p in log:
+        version = _registry_version(p.model_version)
+        if version is not None:
+            rows = labelled.setdefault(version, [])
+            if p.label is not None:
+                rows.append(p)
+    risks: dict[int, dict[str, Any]] = {}
+    for version, rows in labelled.items():
+        path = folder / f"v{version}.json"
+        saved: dict[str, Any] = {"windows": [], "first_alarm_window": None}
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            tracker = RiskTracker.from_dict(saved["tracker"])
+        else:
+            try:
+                holdout = load_holdout(settings, task, version)
+            except ModelArtifactError as exc:
+                risks[version] = {"version": version, "note": str(exc)}
+                continue
+            source = source_risk(
+                holdout.frame[task.label].to_numpy(),
+                holdout.probability,
+                r.risk_alpha / 2,
+                r.risk_loss,
+                threshold,
+            )
+            tracker = RiskTracker(source, r.risk_tolerance, r.risk_alpha / 2, threshold)
+        if name not in saved["windows"]:  # a window reported again is not read twice
+            tracker.update(
+                [p.label for p in rows],
+                [p.probability for p in rows],
+                [p.event_time for p in rows],
+            )
+            saved["windows"].append(name)
+            if tracker.first_alarm_row is not None and saved["first_alarm_window"] is None:
+                saved["first_alarm_window"] = name
+        saved["tracker"] = tracker.to_dict()
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(to_jsonable(saved)))
+        risks[version] = {
+            "version": version,
+            "windows": len(saved["windows"]),
+            "first_alarm_window": saved["first_alarm_window"],
+            "note": "",
+            **tracker.status().model_dump(),
+        }
+    return risks
 
 
 def _inputs(log: list[LoggedPrediction], names: list[str]) -> pd.DataFrame:

@@ -1,33 +1,46 @@
 """The retraining policy: whether a monitoring window calls for retraining the champion.
 
-Four rules read a window's summary (:func:`e2eai.monitoring.monitor.monitor_window`), in
+Five rules read a window's summary (:func:`e2eai.monitoring.monitor.monitor_window`), in
 order; the first that fires is the reason:
 
-1. ``performance`` — at least ``min_labelled`` labelled rows and the upper end of the
+1. ``risk`` — a harmful shift (Podkopaev & Ramdas 2022, :mod:`e2eai.monitoring.risk`): the
+   lower confidence sequence on the champion's running risk (mean Brier score, by default)
+   over every labelled row it answered since it was deployed exceeds the upper bound on its
+   holdout risk by ``risk_tolerance``. It needs no ``min_labelled``: the bound is valid at
+   every sample size, and read after every window its chance of *ever* firing without a
+   harmful shift stays at most ``risk_alpha``. It comes first because it is the one rule
+   whose false alarms do not add up over the windows, and because a shift that leaves the
+   loss where it was (however far it moves the inputs) never fires it.
+2. ``performance`` — at least ``min_labelled`` labelled rows and the upper end of the
    window's 95 % ROC-AUC interval (Hanley–McNeil) below the champion's holdout ROC-AUC
-   minus ``auc_drop``: the AUC is lower by δ even where the interval is kindest to it.
-2. ``label_shift`` — at least ``min_labelled`` labelled rows, and their positive rate
+   minus ``auc_drop``: the AUC is lower by δ even where the interval is kindest to it. The
+   ranking can fall where the Brier score (which also weighs calibration) holds, so this
+   stays, one window at a time.
+3. ``label_shift`` — at least ``min_labelled`` labelled rows, and their positive rate
    differs from the reference's (the rows the champion learnt on) both significantly (a
    two-proportion z-test at ``label_shift_alpha``; an exact binomial test against the
    reference's rate when its row count is unknown) and by ``min_rate_change`` or more.
-3. ``drift`` — the importance-weighted share of drifted inputs (:mod:`e2eai.monitoring.drift`)
+4. ``drift`` — the importance-weighted share of drifted inputs (:mod:`e2eai.monitoring.drift`)
    reaches ``drift_share``: inputs the model hardly uses do not count for much. By default
    (``drift_without_labels_only``) only for a window with fewer than ``min_labelled``
    labels: where the labels can judge performance, they do, and a harmless shift (the
    seasons) does not retrain.
-4. ``age`` — the champion's training data ended ``max_age_days`` or more ago.
+5. ``age`` — the champion's training data ended ``max_age_days`` or more ago.
 
-Performance and drift speak for the champion only when the window was answered by it (its
-``reference_version``). A rule that fires is blocked while a retrain is in progress (never
-two at once) or within ``cooldown_days`` of the last one; the decision is still recorded.
-Every decision, retrain or not, carries every figure each rule read, and
-:func:`record_decision` writes it to the app database's audit log.
+Risk, performance and drift speak for the champion only when the figures are its own (the
+risk tracked for its version; the window answered by it, its ``reference_version``). A
+rule that fires is blocked while a retrain is in progress (never two at once) or within
+``cooldown_days`` of the last one; the decision is still recorded. Every decision, retrain
+or not, carries every figure each rule read, and :func:`record_decision` writes it to the
+app database's audit log.
 
-Under no change, each rule's false-trigger rate is bounded: the AUC's upper bound falls
-below the holdout figure itself with chance 2.5 % (below it minus δ, far less), the label
-test rejects with chance ``label_shift_alpha``, and any input is flagged with chance at
-most the drift check's alpha (Holm). On 20 random i.i.d. splits of ten real January days,
-scored by a real model, the policy fired in none (``tests/test_monitoring_policy.py``).
+Under no change, each rule's false-trigger rate is bounded: the risk rule's by
+``risk_alpha`` over all windows together (``tests/test_monitoring_risk.py`` measures it on
+real flights), the AUC's upper bound falls below the holdout figure itself with chance
+2.5 % per window (below it minus δ, far less), the label test rejects with chance
+``label_shift_alpha``, and any input is flagged with chance at most the drift check's alpha
+(Holm). On 20 random i.i.d. splits of ten real January days, scored by a real model, the
+policy fired in none (``tests/test_monitoring_policy.py``).
 """
 
 from __future__ import annotations
@@ -45,10 +58,10 @@ if TYPE_CHECKING:
     from e2eai.monitoring.reference import Reference
     from e2eai.tasks import Task
 
-Reason = Literal["performance", "label_shift", "drift", "age"]
+Reason = Literal["risk", "performance", "label_shift", "drift", "age"]
 Blocked = Literal["cooldown", "in_progress"]
 Outcome = Literal["retrain", "hold", "blocked"]
-RULES: tuple[Reason, ...] = ("performance", "label_shift", "drift", "age")
+RULES: tuple[Reason, ...] = ("risk", "performance", "label_shift", "drift", "age")
 AUDIT_ACTION = "retrain-decision"
 DAY = timedelta(days=1)
 
@@ -135,6 +148,7 @@ def decide(
     answered = window.get("reference_version")
     champions = answered is None or answered == champion.version
     rules = {
+        "risk": _risk(window, champion, settings),
         "performance": _performance(window, champion, champions, settings),
         "label_shift": _label_shift(window, champion, settings),
         "drift": _drift(window, champions, settings),
@@ -180,6 +194,40 @@ def record_decision(store: AppStore, decision: RetrainDecision, actor: str = "mo
 def _labelled(window: dict[str, Any]) -> int:
     quality = window.get("quality")
     return int(quality["rows"]) if quality else int(window.get("labelled") or 0)
+
+
+def _risk(window: dict[str, Any], champion: ChampionState, s: RetrainingSettings) -> dict[str, Any]:
+    risk = window.get("risk") or {}
+    lower, upper = risk.get("lower"), risk.get("source_upper")
+    figures = {
+        "fired": False,
+        "loss": risk.get("loss"),
+        "labelled": risk.get("n", 0),
+        "mean": risk.get("mean"),
+        "lower": lower,
+        "source_rows": risk.get("source_n"),
+        "source_mean": risk.get("source_mean"),
+        "source_upper": upper,
+        "tolerance": s.risk_tolerance,
+        "threshold": None if upper is None else upper + s.risk_tolerance,
+        "alpha": s.risk_alpha,
+        "alpha_source": risk.get("alpha_source"),
+        "alpha_target": risk.get("alpha_target"),
+        "first_alarm_row": risk.get("first_alarm_row"),
+        "first_alarm_at": risk.get("first_alarm_at"),
+        "first_alarm_window": risk.get("first_alarm_window"),
+        "version": risk.get("version"),
+        "note": "",
+    }
+    if not risk:
+        return {**figures, "note": "no risk tracked on the window (no labelled rows yet)"}
+    if risk.get("version") != champion.version:
+        return {**figures, "note": f"the risk tracked is version {risk.get('version')}'s"}
+    if lower is None or upper is None:
+        return {**figures, "note": risk.get("note") or "no source bound on the risk"}
+    if not figures["labelled"]:
+        return {**figures, "note": "no labelled rows of the champion yet"}
+    return {**figures, "fired": lower > upper + s.risk_tolerance}
 
 
 def _performance(
@@ -344,6 +392,12 @@ def _said(rule: str, e: dict[str, Any]) -> str:
     """One rule's figures in a few words."""
     if rule != "age" and e.get("note"):
         return f"{rule}: {e['note']}"
+    if rule == "risk":
+        verb = ">" if e["fired"] else "≤"
+        return (
+            f"{e['loss']} risk over {e['labelled']} rows {e['mean']:.4f}, lower bound "
+            f"{e['lower']:.4f} {verb} holdout bound {e['source_upper']:.4f} + {e['tolerance']:g}"
+        )
     verb = "<" if e["fired"] else "≥"
     if rule == "performance":
         return (

@@ -4,7 +4,9 @@
 revision; ``holdout.parquet`` for older versions) is scored once with the version's own
 ONNX graph in ONNX Runtime, which also gives each input's mean absolute contribution when
 the graph explains itself (the weights of the drift share). Cached under
-``<home>/monitoring/reference``.
+``<home>/monitoring/reference``. The holdout alone, scored the same way, is what the
+version's source risk is bounded with (:mod:`e2eai.monitoring.risk`), cached under
+``<home>/monitoring/holdout``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ if TYPE_CHECKING:
     from e2eai.config import Settings
     from e2eai.tasks import Task
 
-REFERENCE_FILES = ("reference.parquet", "holdout.parquet")
+HOLDOUT_FILE = "holdout.parquet"
+REFERENCE_FILES = ("reference.parquet", HOLDOUT_FILE)
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,22 @@ class Reference:
 
 def load_reference(settings: Settings, task: Task, version: int) -> Reference:
     """The reference of registry ``version`` (fetched, verified and scored once, then cached)."""
+    return _load_scored(settings, task, version, REFERENCE_FILES, "reference")
+
+
+def load_holdout(settings: Settings, task: Task, version: int) -> Reference:
+    """Registry ``version``'s holdout (``holdout.parquet``: rows it never learnt on, what its
+    source risk is bounded with), scored by its own graph once, then cached."""
+    return _load_scored(settings, task, version, (HOLDOUT_FILE,), "holdout")
+
+
+def _load_scored(
+    settings: Settings, task: Task, version: int, names: tuple[str, ...], kind: str
+) -> Reference:
     from e2eai.registry import ModelRegistry
 
-    cache = settings.home / "monitoring" / "reference" / f"v{version}"
-    scored, meta = cache / "scored.parquet", cache / "reference.json"
+    cache = settings.home / "monitoring" / kind / f"v{version}"
+    scored, meta = cache / "scored.parquet", cache / f"{kind}.json"
     if scored.is_file() and meta.is_file():
         frame = pd.read_parquet(scored)
         info = json.loads(meta.read_text())
@@ -51,10 +66,10 @@ def load_reference(settings: Settings, task: Task, version: int) -> Reference:
         return Reference(version, info["source"], frame, probability, info["importance"])
     with ModelRegistry.from_settings(settings) as registry:
         record = registry.get(version)
-        source = next((n for n in REFERENCE_FILES if n in record.artifacts), None)
+        source = next((n for n in names if n in record.artifacts), None)
         if source is None or "model.onnx" not in record.artifacts:
             raise ModelArtifactError(
-                f"version {version} has no reference rows or no model.onnx to monitor against"
+                f"version {version} has no {' or '.join(names)} or no model.onnx to monitor against"
             )
         frame = pd.read_parquet(registry.fetch_artifact(version, source, cache / "fetched"))
         onnx = registry.fetch_artifact(version, "model.onnx", cache / "fetched")

@@ -24,9 +24,11 @@ from e2eai.serving.canary_analysis import (
     CanaryDecision,
     CanaryPolicy,
     decide,
+    paired_from_router,
     read_decisions,
     record_decision,
     samples_from_router,
+    write_paired_rows,
 )
 from e2eai.serving.processes import pid_alive, start_predictor, start_router, stop_process
 from e2eai.serving.registry_stages import check_stage, record_stage
@@ -50,6 +52,8 @@ from e2eai.serving.state import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from e2eai.config import Settings
 
 
@@ -385,7 +389,10 @@ class LocalServing(Rollout):
         state = self.state()
         if state.canary is None or state.stable is None:
             raise ServingError("no canary is deployed: nothing to analyse")
-        stable, canary = samples_from_router(self._router_get(state, "/router/samples"))
+        samples = self._router_get(state, "/router/samples")
+        stable, canary = samples_from_router(samples)
+        paired = paired_from_router(samples)
+        write_paired_rows(self.paired_file(state.canary.version), paired)
         decision = decide(
             stable,
             canary,
@@ -393,6 +400,7 @@ class LocalServing(Rollout):
             stable_version=state.stable.version,
             canary_version=state.canary.version,
             canary_weight=state.canary.weight,
+            paired=paired,
         )
         if apply:
             actor, self.actor = self.actor, "canary-analysis"
@@ -402,6 +410,11 @@ class LocalServing(Rollout):
                 self.actor = actor
         record_decision(self.decisions_file, decision)
         return decision
+
+    def paired_file(self, canary_version: str) -> Path:
+        """Where the shadow-scored labelled rows behind canary ``canary_version``'s latest
+        analysis are kept (the evidence a decision can be re-derived from)."""
+        return self.decisions_file.with_name(f"canary_paired_{canary_version}.npy")
 
     def decisions(self, limit: int | None = None) -> list[CanaryDecision]:
         """The recorded canary decisions, oldest first (the last ``limit`` of them)."""

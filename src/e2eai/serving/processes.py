@@ -346,6 +346,7 @@ def start_router(settings: Settings, state_file: Path, host: str, port: int) -> 
             str(settings.serving.failover_wait_seconds),
             "--max-body-bytes",
             str(settings.serving.max_payload_bytes),
+            "--shadow" if settings.serving.canary_shadow else "--no-shadow",
         ]
         process = subprocess.Popen(
             supervised(command, f"router-{port}", f"http://{host}:{port}/router/status"),

@@ -12,6 +12,14 @@ healthy (a supervisor restarting it on the same port), counts in-flight requests
 predictor can be drained before it stops, and keeps per-slot samples (status, latency,
 predicted probabilities joined with feedback labels) for canary analysis.
 
+With ``--shadow`` (``serving.canary_shadow``, on by default) every inference answered while a
+canary is deployed is also sent, concurrently and marked ``x-e2eai-shadow: 1``, to the
+other slot: the traffic weight still decides whose answer the client gets and whose latency
+and errors count for its slot, but both models score every request, so feedback yields
+*paired* rows ``(p_stable, p_canary, label)`` for the anytime-valid comparison of
+:mod:`e2eai.serving.sequential`. The client never waits for the shadow; a shadow that fails
+only counts as a shadow error.
+
 A client that repeats a request id with the same request gets the stored answer instead of a
 second inference; the same id with another method, path or body is a conflict (409). The
 control routes under ``/router/`` need the admin token, except ``GET /router/status`` (what
@@ -89,6 +97,8 @@ class SlotStats:
         self.client_errors = 0  # 4xx: the request's fault, not held against the model
         self.latencies_ms: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
         self.scored: list[tuple[float, int]] = []  # (probability, label) once feedback arrives
+        self.shadow_requests = 0  # shadow copies this slot scored for the other slot's requests
+        self.shadow_errors = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +107,8 @@ class SlotStats:
             "client_errors": self.client_errors,
             "latencies_ms": list(self.latencies_ms),
             "scored": self.scored,
+            "shadow_requests": self.shadow_requests,
+            "shadow_errors": self.shadow_errors,
         }
 
 
@@ -116,9 +128,19 @@ class ServedReply:
     headers: tuple[tuple[str, str], ...]
     generation: int  # samples generation it belongs to (reset_samples starts a new one)
     labelled: set[int] = field(default_factory=set)  # rows whose label arrived
+    shadow: asyncio.Task[bytes | None] | None = None  # the other slot's answer, when shadowed
 
     def probabilities(self) -> list[float] | None:
         return _probabilities(self.payload)
+
+    def shadow_probabilities(self, rows: int) -> list[float] | None:
+        """The shadow slot's probabilities for the same rows; None when there are none yet."""
+        task = self.shadow
+        if task is None or not task.done() or task.cancelled() or task.exception():
+            return None
+        payload = task.result()
+        values = _probabilities(payload) if payload is not None else None
+        return values if values is not None and len(values) == rows else None
 
 
 class BadRequest(Exception):
@@ -172,8 +194,10 @@ class Router:
         *,
         failover_wait: float = 15.0,
         max_body_bytes: int = 1_000_000,
+        shadow: bool = False,
     ) -> None:
         self.state_file = state_file
+        self.shadow = shadow
         self.health_interval = health_interval
         self.failover_wait = failover_wait
         self.max_body_bytes = max_body_bytes
@@ -181,6 +205,9 @@ class Router:
         self.healthy: dict[str, bool] = {}
         self.inflight: dict[str, int] = dict.fromkeys(_SLOTS, 0)
         self.stats: dict[str, SlotStats] = {slot: SlotStats() for slot in _SLOTS}
+        # (p_stable, p_canary, label) of labelled rows both slots scored, in label order.
+        self.paired: list[tuple[float, float, int]] = []
+        self._shadows: set[asyncio.Task[bytes | None]] = set()  # strong refs while running
         self.served: OrderedDict[str, ServedReply] = OrderedDict()
         self.generation = 0
         # Ids for requests that carry none: unique per router process, cheaper than uuid4.
@@ -198,6 +225,8 @@ class Router:
         self._health_task = asyncio.create_task(self._health_loop())
 
     async def cleanup(self, _: web.Application) -> None:
+        for task in list(self._shadows):
+            task.cancel()
         if self._health_task:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -212,6 +241,7 @@ class Router:
         self._routes = allowed_routes(self.state.model_name if self.state else "")
         if reset_samples:
             self.stats = {slot: SlotStats() for slot in _SLOTS}
+            self.paired = []
             self.generation += 1  # earlier replies still replay, but take no more feedback
         self._probe_soon.set()
 
@@ -368,8 +398,13 @@ class Router:
         last_error = "no predictor is deployed"
         deadline: float | None = None
         attempts = 0
+        shadow: tuple[str, asyncio.Task[bytes | None]] | None = None
+        wants_shadow = self.shadow and _is_prediction(path_qs)
         while attempts < _MAX_ATTEMPTS:
             backend = self.choose(answered_5xx, weighted=True)
+            if backend is not None and wants_shadow:
+                wants_shadow = False  # one shadow per request, alongside its first attempt
+                shadow = self._start_shadow(backend, path_qs, body, headers)
             if backend is None:
                 if last_5xx is not None or not self._backends():
                     break  # a predictor's own answer beats waiting for another one
@@ -411,7 +446,9 @@ class Router:
             else:
                 stats.latencies_ms.append((time.perf_counter() - started) * 1000)
                 if status == 200:
-                    self._remember(request_id, fingerprint, answer)
+                    # A retry answered by the shadow's own slot leaves nothing to pair.
+                    paired = shadow[1] if shadow and shadow[0] != slot else None
+                    self._remember(request_id, fingerprint, answer, paired)
             return _respond(answer, request_id)
         if last_5xx is not None:
             return _respond(last_5xx, request_id)
@@ -433,7 +470,54 @@ class Router:
                 forwarded[name] = raw_value.decode("latin-1")
         return _Attempt(backend, answer.status, answer.body, content_type, forwarded)
 
-    def _remember(self, request_id: str, fingerprint: bytes, answer: _Attempt) -> None:
+    def _start_shadow(
+        self, primary: Backend, path_qs: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[str, asyncio.Task[bytes | None]] | None:
+        """Send the request to the other slot too, when a canary is deployed and it takes
+        traffic (weight > 0: a slot being drained gets no new shadows) and is healthy."""
+        other = next(
+            (
+                b
+                for b in self._backends()
+                if b.slot != primary.slot and b.weight > 0 and self.healthy.get(b.url, True)
+            ),
+            None,
+        )
+        if other is None:
+            return None
+        task = asyncio.create_task(self._shadow(other, path_qs, body, headers))
+        self._shadows.add(task)
+        task.add_done_callback(self._shadows.discard)
+        return other.slot, task
+
+    async def _shadow(
+        self, backend: Backend, path_qs: str, body: bytes, headers: dict[str, str]
+    ) -> bytes | None:
+        """One shadow inference: its answer's body, or None when it failed (counted)."""
+        stats = self.stats[backend.slot]
+        stats.shadow_requests += 1
+        self.inflight[backend.slot] += 1
+        try:
+            answer = await self._send(
+                backend, "POST", path_qs, body, {**headers, "x-e2eai-shadow": "1"}
+            )
+        except (TimeoutError, OSError):
+            stats.shadow_errors += 1
+            return None
+        finally:
+            self.inflight[backend.slot] -= 1
+        if answer.status != 200:
+            stats.shadow_errors += 1
+            return None
+        return answer.payload
+
+    def _remember(
+        self,
+        request_id: str,
+        fingerprint: bytes,
+        answer: _Attempt,
+        shadow: asyncio.Task[bytes | None] | None = None,
+    ) -> None:
         self.served[request_id] = ServedReply(
             fingerprint=fingerprint,
             slot=answer.backend.slot,
@@ -442,6 +526,7 @@ class Router:
             content_type=answer.content_type,
             headers=tuple(answer.headers.items()),
             generation=self.generation,
+            shadow=shadow,
         )
         if len(self.served) > _SERVED_LOG:
             self.served.popitem(last=False)
@@ -522,8 +607,10 @@ class Router:
         )
 
     async def handle_samples(self, _: web.Request) -> web.Response:
+        samples: dict[str, Any] = {slot: s.as_dict() for slot, s in self.stats.items()}
+        samples["paired"] = self.paired
         return web.Response(
-            body=orjson.dumps({slot: s.as_dict() for slot, s in self.stats.items()}),
+            body=orjson.dumps(samples),
             content_type="application/json",
         )
 
@@ -562,6 +649,11 @@ class Router:
                 continue
             served.labelled.update(r for r, _ in fresh)
             self.stats[served.slot].scored.extend((probabilities[r], y) for r, y in fresh)
+            shadowed = served.shadow_probabilities(len(probabilities))
+            if shadowed is not None:
+                pair = (probabilities, shadowed)
+                stable, canary = pair if served.slot == "stable" else pair[::-1]
+                self.paired.extend((stable[r], canary[r], y) for r, y in fresh)
             counts["matched"] += 1
         return web.json_response(counts)
 
@@ -574,6 +666,13 @@ async def _discard(request: web.Request, limit: int) -> None:
             seen += len(chunk)
             if seen > limit:
                 break
+
+
+def _is_prediction(path_qs: str) -> bool:
+    """An inference whose answer carries probabilities (V2 ``/infer``, V1 ``:predict`` and
+    ``:explain``, which the app sends): only those are worth a shadow."""
+    path = path_qs.partition("?")[0]
+    return path.endswith(("/infer", ":predict", ":explain"))
 
 
 def _fingerprint(method: str, path_qs: str, body: bytes) -> bytes:
@@ -682,12 +781,17 @@ def build_app(
     admin_token: str,
     failover_wait: float = 15.0,
     max_body_bytes: int = 1_000_000,
+    shadow: bool = False,
 ) -> web.Application:
     """The router's aiohttp application over the backends in ``state_file``."""
     if not admin_token:
         raise ValueError("the router needs an admin token for its control routes")
     router = Router(
-        state_file, health_interval, failover_wait=failover_wait, max_body_bytes=max_body_bytes
+        state_file,
+        health_interval,
+        failover_wait=failover_wait,
+        max_body_bytes=max_body_bytes,
+        shadow=shadow,
     )
     # Inference bodies are limited in Router._body; this bounds the control routes.
     app = web.Application(client_max_size=max(max_body_bytes, _CONTROL_MAX_BODY))
@@ -720,6 +824,12 @@ def main(argv: list[str] | None = None) -> None:
         default=1_000_000,
         help="Largest inference request body forwarded (larger: 413).",
     )
+    parser.add_argument(
+        "--shadow",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="While a canary is deployed, score every prediction request on both slots.",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
@@ -743,6 +853,7 @@ def main(argv: list[str] | None = None) -> None:
             admin_token=token,
             failover_wait=args.failover_wait,
             max_body_bytes=args.max_body_bytes,
+            shadow=args.shadow,
         ),
         host=args.host,
         port=args.port,

@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov in its own venv: its pins (boto3, protobuf, packaging) clash with the platform's.
+TOOLS_VENV ?= .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
 TORCH := torch==2.13.0
 
 help: ## List the targets
@@ -22,24 +25,33 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip check
 	touch $@
 
+tools: $(TOOLS_STAMP) ## Create .venv-tools with checkov (for `e2eai manifests validate`)
+$(TOOLS_STAMP): requirements-tools.lock
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet -r requirements-tools.lock
+	$(TOOLS_VENV)/bin/pip check
+	touch $@
+
 run: install ## Run the whole loop locally on the embedded defaults (real 2013 flights)
 	$(BIN)/e2eai run
 
-system-deps: ## Install the OS packages tests use (PostgreSQL server, Chromium), when missing
+system-deps: ## Install the OS packages tests use (PostgreSQL, Redis, Chromium, Fashion-MNIST), when missing
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || missing="$$missing dataset-fashion-mnist"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing (apt)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-test: install system-deps ## Lint and run the test suite
+test: install tools system-deps ## Lint and run the test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
-test-fast: install ## Tests without the slow (real-data, multi-process) ones
+test-fast: install tools ## Tests without the slow (real-data, multi-process) ones
 	$(BIN)/pytest -m "not slow"
 
 lint: install ## ruff check + format check
@@ -60,4 +72,8 @@ lock: install ## Re-freeze requirements.lock from the current venv
 clean: ## Remove local run outputs (keeps .venv)
 	rm -rf runs feature_repo/data
 
-.PHONY: help install system-deps run test test-fast lint format bench lock clean
+lock-tools: tools ## Re-freeze requirements-tools.lock from .venv-tools
+	{ head -2 requirements-tools.lock; $(TOOLS_VENV)/bin/pip freeze; } > requirements-tools.lock.new
+	mv requirements-tools.lock.new requirements-tools.lock
+
+.PHONY: help install tools lock-tools system-deps run test test-fast lint format bench lock clean

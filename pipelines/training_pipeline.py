@@ -39,9 +39,31 @@ def training_pipeline(
     canary_percent: int = 10,
     settings_json: str = "{}",
 ):
-    """Parameters: data window and training window (YYYY-MM-DD, "" = settings), model family
-    ("" = settings), HPO trial budget (0 = skip, -1 = settings), registry version to fine-tune
-    (0 = none), canary traffic percent, and settings overrides as a JSON object."""
+    """Train, gate and (when the gates pass) canary-deploy a model for the run's windows.
+
+    KFP reads the Args below into the compiled pipeline's parameter descriptions: they are
+    what the Kubeflow UI shows beside each run parameter.
+
+    Args:
+        data_start: First day of data to ingest (YYYY-MM-DD, scheduled departure); empty
+            keeps the data.start setting.
+        data_end: Last day of data to ingest, inclusive (YYYY-MM-DD); empty keeps the
+            data.end setting.
+        train_start: First day of the training window (YYYY-MM-DD); empty keeps the
+            training.train_start setting.
+        train_end: Last day of the training window (YYYY-MM-DD); the holdout is the data
+            after it. Empty keeps the training.train_end setting.
+        family: Model family to train, e.g. torch_mlp, hist_gb or logreg; empty keeps the
+            training.family setting.
+        hpo_trials: Optuna trials before training; 0 skips the search, -1 keeps the
+            setting.
+        warm_start_version: Registry version to fine-tune (warm start); 0 trains from
+            scratch.
+        canary_percent: Share of traffic, 1 to 100, that the new version gets as the canary
+            when the gates pass.
+        settings_json: Settings overrides as a JSON object of sections, e.g.
+            {"training": {"epochs": 2}}; the parameters above win over the same fields.
+    """
     configure = configure_run(
         settings_json=settings_json,
         data_start=data_start,

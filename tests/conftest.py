@@ -32,6 +32,8 @@ import pytest
 
 from e2eai.config import ArtifactSettings, DataSettings, Settings
 
+pytest_plugins = ["kfp_api"]  # the fake Kubeflow Pipelines endpoint fixture
+
 if TYPE_CHECKING:
     from e2eai.data.prepare import PreparedData
     from e2eai.tasks.flights.sources import RawTables

@@ -1,10 +1,14 @@
 """Cluster training: TrainJob / PyTorchJob objects valid against their CRDs, and the
 create-and-wait logic against kmock's in-memory Kubernetes API (the test plays the controller).
+
+The multi-node run itself (two torchrun nodes, c10d, S3 checkpoints, a killed node) is in
+test_training_multinode.py.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -29,6 +33,7 @@ from e2eai.pipeline.cluster_training import (
     train_on_cluster,
     trainjob_manifest,
 )
+from e2eai.serving.processes import free_port
 
 TRAINJOB_CRD = "trainer.kubeflow.org_trainjobs.yaml"
 PYTORCHJOB_CRD = "kubeflow.org_pytorchjobs.yaml"
@@ -38,41 +43,103 @@ def _validator(filename: str) -> Any:
     return validator(filename)
 
 
-def _settings(tmp_path: Path, backend: str = "trainjob") -> Settings:
+def _settings(
+    tmp_path: Path, backend: str = "trainjob", family: str = "hist_gb", nodes: int = 2
+) -> Settings:
     return Settings(
         home=tmp_path / "home",
         artifacts={"uri": str(tmp_path / "store")},
         registry={"database_url": f"sqlite:///{tmp_path / 'registry.db'}"},
         pipeline={"training_backend": backend, "namespace": "ml", "training_poll_seconds": 0.05,
-                  "training_timeout_seconds": 60, "image": "registry.example.org/e2eai:1"},
-        training={"family": "hist_gb", "train_start": "2013-01-01", "train_end": "2013-02-28",
+                  "training_timeout_seconds": 60, "image": "registry.example.org/e2eai:1",
+                  "training_nodes": nodes},
+        training={"family": family, "train_start": "2013-01-01", "train_end": "2013-02-28",
                   "validation_days": 10, "holdout_days": 14, "workers": 1},
     )  # fmt: skip
 
 
+# The reserved variables the Trainer's torch plugin injects and refuses from a TrainJob.
+TORCHRUN_RESERVED = {"PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK", "PET_MASTER_ADDR",
+                     "PET_MASTER_PORT"}  # fmt: skip
+
+
+def _assert_node_command(command: list[str], name: str, request_key: str) -> None:
+    """torchrun with c10d at the master the controller names, around the cluster entry."""
+    assert command[0] == "torchrun"
+    assert "--rdzv-backend=c10d" in command
+    assert "--rdzv-endpoint=$(PET_MASTER_ADDR):$(PET_MASTER_PORT)" in command
+    assert f"--rdzv-id={name}" in command
+    # No in-place elastic restarts: the controller restarts pods (cluster_training docstring).
+    assert "--max-restarts=0" in command
+    # Node counts and ranks come from PET_* (set by the controller), never from the command.
+    assert not [
+        arg for arg in command if re.match(r"--(nnodes|nproc[-_]per[-_]node|node[-_]rank)", arg)
+    ]
+    assert command[-3:] == ["-m", "e2eai.pipeline.cluster_entry", request_key]
+
+
 def test_trainjob_is_valid_against_the_trainjob_crd(tmp_path):
     manifest = trainjob_manifest(
-        _settings(tmp_path), "e2eai-train-abc", "pipeline-training/x/r.json"
+        _settings(tmp_path, family="torch_mlp"), "e2eai-train-abc", "pipeline-training/x/r.json"
     )
     _validator(TRAINJOB_CRD).validate(manifest)
     trainer = manifest["spec"]["trainer"]
     assert trainer["image"] == "registry.example.org/e2eai:1"
-    assert trainer["command"][-2:] == ["e2eai.pipeline.cluster_entry", "pipeline-training/x/r.json"]
+    # A torch family trains on pipeline.training_nodes nodes of training.workers processes.
+    assert (trainer["numNodes"], trainer["numProcPerNode"]) == (2, 1)
+    _assert_node_command(trainer["command"], "e2eai-train-abc", "pipeline-training/x/r.json")
     env = {e["name"]: e["value"] for e in trainer["env"]}
+    assert not TORCHRUN_RESERVED & set(env)  # the Trainer's webhook would reject the job
     # The job trains in its pod: it must not create another job itself.
     assert env["E2EAI_PIPELINE__TRAINING_BACKEND"] == "local"
-    assert env["E2EAI_TRAINING__FAMILY"] == "hist_gb"
+    assert env["E2EAI_TRAINING__FAMILY"] == "torch_mlp"
+    assert env["E2EAI_PIPELINE__TRAINING_NODES"] == "2"
     assert manifest["spec"]["runtimeRef"]["name"] == "torch-distributed"
 
 
+def test_the_node_count_follows_the_setting_and_the_family(tmp_path):
+    validate = _validator(TRAINJOB_CRD).validate
+    three = trainjob_manifest(_settings(tmp_path, family="torch_mlp", nodes=3), "n", "k")
+    validate(three)
+    assert three["spec"]["trainer"]["numNodes"] == 3
+    # A family that does not train through DDP would leave extra nodes waiting on its leader.
+    sklearn = trainjob_manifest(_settings(tmp_path, family="hist_gb", nodes=3), "n", "k")
+    validate(sklearn)
+    assert (
+        sklearn["spec"]["trainer"]["numNodes"],
+        sklearn["spec"]["trainer"]["numProcPerNode"],
+    ) == (1, 1)
+
+
+def test_a_nodes_setting_below_one_is_refused(tmp_path):
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError, match="training_nodes"):
+        _settings(tmp_path, nodes=0)
+
+
 def test_pytorchjob_is_valid_against_the_pytorchjob_crd(tmp_path):
-    manifest = pytorchjob_manifest(_settings(tmp_path, "pytorchjob"), "e2eai-train-abc", "k")
+    settings = _settings(tmp_path, "pytorchjob", family="torch_mlp", nodes=3)
+    manifest = pytorchjob_manifest(settings, "e2eai-train-abc", "k")
     _validator(PYTORCHJOB_CRD).validate(manifest)
-    [container] = manifest["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"][
-        "containers"
-    ]
-    assert container["name"] == "pytorch"
-    assert container["resources"]["limits"] == {"cpu": "2", "memory": "4Gi"}
+    replicas = manifest["spec"]["pytorchReplicaSpecs"]
+    # Master (rank 0) + Workers: the operator counts all of them into PET_NNODES.
+    assert {role: spec["replicas"] for role, spec in replicas.items()} == {"Master": 1, "Worker": 2}
+    assert manifest["spec"]["nprocPerNode"] == "1"  # → PET_NPROC_PER_NODE
+    for spec in replicas.values():
+        # A failed pod restarts and resumes from the checkpoint in the store.
+        assert spec["restartPolicy"] == "OnFailure"
+        [container] = spec["template"]["spec"]["containers"]
+        assert container["name"] == "pytorch"
+        assert container["resources"]["limits"] == {"cpu": "2", "memory": "4Gi"}
+        # The operator derives MASTER_PORT / PET_MASTER_PORT from the port of this name.
+        assert container["ports"] == [{"name": "pytorchjob-port", "containerPort": 23456}]
+        _assert_node_command(container["command"], "e2eai-train-abc", "k")
+    assert manifest["spec"]["runPolicy"]["backoffLimit"] >= 1
+    # One node: the Master alone, no Worker replica spec.
+    single = pytorchjob_manifest(_settings(tmp_path, "pytorchjob", nodes=1), "n", "k")
+    _validator(PYTORCHJOB_CRD).validate(single)
+    assert set(single["spec"]["pytorchReplicaSpecs"]) == {"Master"}
 
 
 def test_the_backend_setting_picks_the_kind(tmp_path):
@@ -130,8 +197,17 @@ class FakeController(threading.Thread):
             return
         if self.run_job:  # what the pod would do: the job's command with the job's env
             trainer = self.seen["spec"]["trainer"]
+            assert trainer["numNodes"] == 1, "this controller runs single-node jobs"
             env = {**os.environ, **{e["name"]: e["value"] for e in trainer["env"]}}
-            command = [sys.executable, *trainer["command"][1:]]
+            # What the Trainer's torch plugin injects for node 0 of a one-node job.
+            env.update(PET_NNODES="1", PET_NPROC_PER_NODE=str(trainer["numProcPerNode"]),
+                       PET_NODE_RANK="0", PET_MASTER_ADDR="127.0.0.1",
+                       PET_MASTER_PORT=str(free_port()))  # fmt: skip
+            # The kubelet expands $(VAR) from the container's environment.
+            command = [re.sub(r"\$\((\w+)\)", lambda m: env[m[1]], arg)
+                       for arg in trainer["command"]]  # fmt: skip
+            assert command[0] == "torchrun"
+            command[0] = str(Path(sys.executable).with_name("torchrun"))
             self.job_output = subprocess.run(
                 command, env=env, capture_output=True, text=True, timeout=300, check=False
             )

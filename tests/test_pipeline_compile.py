@@ -14,8 +14,18 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from typer.testing import CliRunner
 
+from e2eai import __version__
 from e2eai.cli import app
-from e2eai.pipeline.images import DEFAULT_COMPONENT_IMAGE
+from e2eai.config import Settings
+from e2eai.pipeline.images import COMPONENT_IMAGE_NAME, DEFAULT_COMPONENT_IMAGE, IMAGE_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMETERS = {
+    "data_start", "data_end", "train_start", "train_end", "family", "hpo_trials",
+    "warm_start_version", "canary_percent", "settings_json",
+}  # fmt: skip
+# A reference a registry could hold: host with port, nested path, tag and digest.
+CUSTOM_IMAGE = "registry.example.org:5000/team/e2eai:2.0.1@sha256:" + "ab" * 32
 
 DATA_AND_TRAINING = {
     "configure-run",
@@ -60,10 +70,7 @@ def test_kfp_loads_the_package_as_a_pipeline_with_its_parameters(compiled):
 
     loaded = components.load_component_from_file(str(compiled))
     assert loaded.name == "e2eai-training"
-    assert set(loaded.component_spec.inputs) == {
-        "data_start", "data_end", "train_start", "train_end", "family", "hpo_trials",
-        "warm_start_version", "canary_percent", "settings_json",
-    }  # fmt: skip
+    assert set(loaded.component_spec.inputs) == PARAMETERS
 
 
 def test_parameter_defaults(spec):
@@ -155,3 +162,80 @@ def test_image_comes_from_the_pipeline_image_setting(tmp_path):
     assert {e["container"]["image"] for e in executors.values()} == {
         "registry.example.org/e2eai:test"
     }
+
+
+def test_every_run_parameter_has_the_description_the_docstring_gives(spec):
+    """The Kubeflow UI shows these beside the run parameters; KFP takes them from the
+    pipeline function's docstring (its Args section)."""
+    params = spec.root.input_definitions.parameters
+    described = {name for name, p in params.items() if p.description.strip()}
+    assert described == set(params) == PARAMETERS, f"{len(described)} of {len(params)}"
+    # Each says what the parameter's special values mean, not just its name.
+    assert "0 skips" in params["hpo_trials"].description
+    assert "-1 keeps" in params["hpo_trials"].description
+    assert "0 trains from" in params["warm_start_version"].description
+    assert "YYYY-MM-DD" in params["train_end"].description
+    assert "1 to 100" in params["canary_percent"].description
+    assert len({p.description for p in params.values()}) == len(params)
+
+
+def _executors(package: Path) -> dict:
+    return yaml.safe_load(package.read_text())["deploymentSpec"]["executors"]
+
+
+def test_compile_image_sets_every_executor_and_its_settings(tmp_path):
+    output = tmp_path / "custom.yaml"
+    result = CliRunner().invoke(
+        app, ["pipeline", "compile", "-o", str(output), "--image", CUSTOM_IMAGE, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["image"] == CUSTOM_IMAGE
+    executors = _executors(output)
+    assert len(executors) == 11
+    for name, executor in executors.items():
+        container = executor["container"]
+        assert container["image"] == CUSTOM_IMAGE, name
+        # The step's settings name the image it runs in (cluster training jobs use it).
+        assert {"name": IMAGE_ENV, "value": CUSTOM_IMAGE} in container["env"], name
+    # Still a PipelineSpec kfp accepts: the rewrite kept the schema and the header.
+    spec = json_format.ParseDict(
+        yaml.safe_load(output.read_text()), pipeline_spec_pb2.PipelineSpec()
+    )
+    assert spec.pipeline_info.name == "e2eai-training"
+    assert output.read_text().startswith("# PIPELINE DEFINITION")
+
+
+def test_the_image_default_is_the_pipeline_image_setting_default(compiled):
+    assert {e["container"]["image"] for e in _executors(compiled).values()} == {
+        DEFAULT_COMPONENT_IMAGE
+    }
+    # One place: the pipeline.image setting's default is the compile default.
+    assert Settings.model_fields["pipeline"].default.image == DEFAULT_COMPONENT_IMAGE
+    assert f"{COMPONENT_IMAGE_NAME}:{__version__}" == DEFAULT_COMPONENT_IMAGE
+
+
+def test_the_dev_overlay_runs_the_image_compile_defaults_to():
+    overlay = yaml.safe_load((ROOT / "manifests/overlays/dev/kustomization.yaml").read_text())
+    [entry] = [i for i in overlay["images"] if i["name"] == COMPONENT_IMAGE_NAME]
+    named = f"{entry.get('newName', entry['name'])}:{entry['newTag']}"
+    assert named == DEFAULT_COMPONENT_IMAGE, (
+        f"the dev overlay runs {named}, e2eai pipeline compile defaults to "
+        f"{DEFAULT_COMPONENT_IMAGE} (pipeline.image in e2eai.config)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("image", "complaint"),
+    [
+        ("ghcr.io/e2eai/e2eai", "names no fixed version"),
+        ("ghcr.io/e2eai/e2eai:latest", "names no fixed version"),
+        ("ghcr.io/e2eai/E2EAI:1.0", "is not an image reference"),
+        ("ghcr.io/e2eai/e2eai:1.0 --force", "is not an image reference"),
+    ],
+)
+def test_an_image_without_a_fixed_version_is_refused(tmp_path, image, complaint):
+    output = tmp_path / "refused.yaml"
+    result = CliRunner().invoke(app, ["pipeline", "compile", "-o", str(output), "--image", image])
+    assert result.exit_code != 0
+    assert complaint in result.output
+    assert not output.exists()

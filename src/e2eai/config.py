@@ -472,6 +472,15 @@ class PipelineSettings(_Section):
     step_cache: bool = Field(
         True, description="Reuse data/feature step outputs whose inputs' content hash is known."
     )
+    host: str | None = Field(
+        None,
+        description="Kubeflow Pipelines endpoint that `e2eai monitor` submits retraining runs "
+        "to when the retraining policy calls for one (None: decisions are recorded only).",
+    )
+    root: str | None = Field(
+        None,
+        description="Pipeline root of submitted runs (s3://bucket/path); None: the endpoint's.",
+    )
     training_backend: Literal["local", "trainjob", "pytorchjob"] = Field(
         "local",
         description="Where the train step runs torch: torchrun in the step ('local'), a Kubeflow "

@@ -100,3 +100,7 @@ class PipelineError(E2eaiError):
 
 class TrainingJobError(E2eaiError):
     """A cluster training job (TrainJob / PyTorchJob) failed, or did not finish in time."""
+
+
+class ManifestError(E2eaiError):
+    """Cluster manifests cannot be rendered or checked: a missing overlay, tool or CRD folder."""

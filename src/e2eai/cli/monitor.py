@@ -2,24 +2,47 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Annotated
+
 import typer
 from rich.table import Table
 
 from e2eai.cli.output import JsonOption, console, emit, user_errors
 
 
-def monitor_command(as_json: JsonOption = False) -> None:
-    """Report every complete window logged since the last pass (drift, quality, HTML).
+def monitor_command(
+    submit_to: Annotated[
+        str | None,
+        typer.Option(
+            help="Kubeflow Pipelines endpoint to submit retraining runs to (default: "
+            "pipeline.host; neither: decisions are only recorded)."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Report every complete window logged since the last pass (drift, quality, HTML), let
+    the retraining policy decide on each, and submit the retrains it calls for.
 
     What a CronJob runs on a cluster: it reads the app database (``app.database_url``),
-    writes ``<home>/monitoring/reports/<window>.html|json`` and remembers where it stopped.
+    writes ``<home>/monitoring/reports/<window>.html|json``, remembers where it stopped,
+    audits every decision and submits a run of the training pipeline for each retrain.
     """
     with user_errors():
+        from e2eai.app.store import AppStore
         from e2eai.config import get_settings
         from e2eai.monitoring.monitor import monitor, reports_dir
+        from e2eai.monitoring.trigger import kfp_submitter, trigger_retraining
+        from e2eai.tasks import load_task
 
         settings = get_settings()
-        result = monitor(settings)
+        host = submit_to or settings.pipeline.host
+        with AppStore.from_settings(settings) as store:
+            result = monitor(settings, store)
+            submit = kfp_submitter(settings, host) if host else None
+            triggered = trigger_retraining(
+                settings, store, load_task(settings), result.windows, submit
+            )
     if not as_json:
         table = Table("window", "rows", "labelled", "ROC-AUC", "drift share", title="monitoring")
         for w in result.windows:
@@ -34,8 +57,12 @@ def monitor_command(as_json: JsonOption = False) -> None:
             )
         console.print(table)
         console.print(f"{len(result.windows)} new window(s); reports in {reports_dir(settings)}")
+        for t in triggered:
+            said = t.decision.get("message") or t.error
+            run = f" → run {t.submitted['run_id']}" if t.submitted else ""
+            console.print(f"{t.window}: {said}{run}")
         return
-    emit(result.summary(), as_json=True)
+    emit({**result.summary(), "retraining": [asdict(t) for t in triggered]}, as_json=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -31,16 +31,32 @@ def _pipeline(project_dir: Path | None) -> Any:
 @app.command("compile")
 def compile_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="IR YAML file to write.")],
+    image: Annotated[
+        str | None,
+        typer.Option(
+            "--image",
+            metavar="REF",
+            help="Image every step runs in, with a tag or digest (default: "
+            "$E2EAI_PIPELINE__IMAGE, else the pipeline.image setting's default, "
+            "ghcr.io/e2eai/e2eai:<version>, which the dev overlay names too).",
+        ),
+    ] = None,
     project_dir: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Compile the training pipeline to IR YAML for Kubeflow Pipelines."""
     from e2eai.pipeline.compile import compile_pipeline
+    from e2eai.pipeline.images import check_image_reference, component_image
 
     with user_errors():
+        reference = check_image_reference(image or component_image())
         pipeline = _pipeline(project_dir)
-        path = compile_pipeline(pipeline, output)
-    emit({"pipeline": pipeline.name, "output": str(path)}, as_json, "pipeline compiled")
+        path = compile_pipeline(pipeline, output, image=reference)
+    emit(
+        {"pipeline": pipeline.name, "output": str(path), "image": reference},
+        as_json,
+        "pipeline compiled",
+    )
 
 
 @app.command()

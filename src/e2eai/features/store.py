@@ -172,13 +172,22 @@ def materialize_repo(repo: Path, start: date, end: date) -> Materialized:
 
 
 def online_row_counts(repo: Path) -> dict[str, int]:
-    """Entities per feature view in the SQLite online store (what materialize filled)."""
+    """Entities per feature view in the online store (what materialize filled).
+
+    Counted in SQLite (local) and Redis (cluster); other online stores report nothing.
+    """
     import sqlite3
 
     from feast import FeatureStore
+    from feast.infra.online_stores.redis import RedisOnlineStoreConfig
+    from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
 
     repo = repo_dir(repo)
     store = FeatureStore(repo_path=str(repo))
+    if isinstance(store.config.online_store, RedisOnlineStoreConfig):
+        return _redis_row_counts(store)
+    if not isinstance(store.config.online_store, SqliteOnlineStoreConfig):
+        return {}
     path = Path(store.config.online_store.path)
     if not path.is_absolute():
         path = repo / path
@@ -194,6 +203,38 @@ def online_row_counts(repo: Path) -> dict[str, int]:
     return counts
 
 
+def _redis_row_counts(store: FeatureStore) -> dict[str, int]:
+    """Entities per feature view in a (single-node) Redis online store.
+
+    Feast keeps one hash per entity key, named by the serialized key followed by the
+    project, with a ``_ts:<view>`` field for each feature view written to it.
+    """
+    import redis
+    from feast.infra.online_stores.redis import RedisOnlineStore, RedisType
+
+    config = store.config.online_store
+    if config.redis_type != RedisType.redis:
+        return {}
+    # Feast's own parser of its connection string ("host:port,db=0,password=…").
+    nodes, params = RedisOnlineStore._parse_connection_string(config.connection_string)
+    client = redis.Redis(host=nodes[0]["host"], port=int(nodes[0]["port"]), **params)
+    pattern = "*" + "".join(f"[{c}]" if c in "*?[]\\" else c for c in store.project)
+    counts: dict[str, int] = {}
+    try:
+        keys = list(client.scan_iter(match=pattern.encode(), count=1000))
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hkeys(key)
+            for fields in pipe.execute():
+                for field in fields:
+                    if field.startswith(b"_ts:"):
+                        view = field[4:].decode()
+                        counts[view] = counts.get(view, 0) + 1
+    finally:
+        client.close()
+    return dict(sorted(counts.items()))
+
+
 @functools.lru_cache(maxsize=8)
 def serving_store(repo: Path) -> FeatureStore:
     """One FeatureStore per repo for the life of the process.
@@ -206,14 +247,6 @@ def serving_store(repo: Path) -> FeatureStore:
 
     _quiet_library_deprecations()
     return FeatureStore(repo_path=str(repo_dir(repo)))
-
-
-@functools.cache
-def _quiet_library_deprecations() -> None:
-    """Feast turns on every library's DeprecationWarning at import ("once", process-wide);
-    ibis's (Feast's DuckDB offline store) would then reach the user's terminal on each
-    retrieval. They are for ibis's developers: ignored again, ours and Feast's own stay."""
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ibis(\.|$)")
 
 
 def as_list(values: object) -> list:
@@ -258,7 +291,7 @@ def _response_values(response: Any) -> dict[str, list]:
     for name, vector in zip(
         response.proto.metadata.feature_names.val, response.proto.results, strict=True
     ):
-        column = []
+        column: list[Any] = []
         for value in vector.values:
             kind = value.WhichOneof("val")
             if kind is None:

@@ -537,23 +537,9 @@ def _plain(value: Any) -> Any:
 
 
 def _champion_state(settings: Settings, task: Task, serving: LocalServing) -> Any:
-    """What the policy knows of the serving champion: its holdout ROC-AUC, its training
-    reference's positive rate and the end of its training window."""
-    from e2eai.monitoring.policy import ChampionState
-    from e2eai.monitoring.reference import load_reference
-    from e2eai.registry import ModelRegistry
+    """What the policy knows of the serving champion (its registry version's state)."""
+    from e2eai.monitoring.trigger import champion_state
 
     stable = serving.state().stable
     assert stable is not None and stable.registry_version is not None
-    with ModelRegistry.from_settings(settings) as registry:
-        record = registry.get(stable.registry_version)
-    window = record.lineage.training_window
-    if window is None:
-        raise ServingError(f"v{stable.registry_version} has no training window to age from")
-    auc = record.metrics.get("roc_auc")
-    return ChampionState.from_reference(
-        load_reference(settings, task, stable.registry_version),
-        task,
-        holdout_roc_auc=float(auc) if isinstance(auc, int | float) else None,
-        trained_until=_day_start(window.end + timedelta(days=1)).to_pydatetime(),
-    )
+    return champion_state(settings, task, stable.registry_version)

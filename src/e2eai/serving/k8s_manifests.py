@@ -34,7 +34,6 @@ class ClusterServing:
     predictor_image: str = "ghcr.io/e2eai/predictor:0.1.0"
     transformer_image: str = "ghcr.io/e2eai/transformer:0.1.0"
     service_account: str = "e2eai-s3"  # carries the S3 credentials for the storage initializer
-    feature_server_url: str = "http://feast-feature-server.e2eai.svc:6566"
     min_replicas: int = 1
     max_replicas: int = 3
 
@@ -83,7 +82,9 @@ def _transformer(cluster: ClusterServing) -> Any:
                 command=["python", "-m", "e2eai.serving.transformer"],
                 # KServe appends --model_name and --predictor_host itself.
                 args=["--http-port", "8080", "--host", "0.0.0.0"],
-                env=[V1EnvVar(name="E2EAI_FEATURES__SERVER_URL", value=cluster.feature_server_url)],
+                # Settings only: the transformer reads Feast's online store through the repo's
+                # feature_store.yaml, not through the feature server.
+                env=[V1EnvVar(name="E2EAI_HOME", value="/tmp/e2eai")],
                 resources=V1ResourceRequirements(
                     requests={"cpu": "500m", "memory": "512Mi"},
                     limits={"cpu": "1", "memory": "1Gi"},

@@ -1,9 +1,13 @@
 """The DDP training loop every torch worker runs: single process or one rank of a group.
 
-One code path: with ``WORLD_SIZE`` > 1 (set by torchrun) it joins a gloo process group and
-wraps the module in DistributedDataParallel; otherwise it runs the same loop in-process.
-Rank 0 checkpoints after every epoch (module, optimiser, epoch, best metric, early-stopping
-state) and writes the final model; a re-run of the same job resumes from the checkpoint.
+One code path: with ``WORLD_SIZE`` > 1 (set by torchrun) it joins a gloo process group (or
+uses the one its caller already joined: a multi-node job's world) and wraps the module in
+DistributedDataParallel; otherwise it runs the same loop in-process. Rank 0 checkpoints after
+every epoch (module, optimiser, epoch, best metric, early-stopping state) to the run's
+:mod:`~e2eai.training.checkpoints` location (``checkpoint.pt`` in the run directory unless
+the caller names another, e.g. the artifact store) and writes the final model. At start
+rank 0 picks the newest checkpoint and every rank loads that one, so a re-run of the same
+job resumes where it stopped, on every rank at the same epoch.
 
 What is trained comes from the job's family (:class:`~e2eai.training.torch_family.TorchFamily`):
 the module, the datasets (items ``(*inputs, target)``), the loss, the validation metric
@@ -15,10 +19,12 @@ groups and how rank 0 writes the model directory. The history and summary call t
 from __future__ import annotations
 
 import copy
+import hashlib
+import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -27,11 +33,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 
 from e2eai.errors import TrainingConfigError
+from e2eai.training.checkpoints import CHECKPOINT, CheckpointLocation, RunDirCheckpoint
 from e2eai.training.families import torch_family
 from e2eai.training.torch_family import TorchFamily
 from e2eai.training.torch_job import TorchJob, TorchRunSummary
 
-CHECKPOINT = "checkpoint.pt"
+log = logging.getLogger(__name__)
+
 EpochCallback = Callable[[int, float], None]
 """Called after each epoch with (epoch, validation metric); may raise to abort (HPO pruning)."""
 
@@ -113,18 +121,34 @@ def evaluate(family: TorchFamily, module: nn.Module, dataset: Dataset) -> tuple[
     return loss, family.metric(all_targets.numpy(), all_logits)
 
 
-def _save_atomic(obj: object, path: Path) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a worker killed mid-write never leaves half a checkpoint
+def state_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """sha256 of a state dict's names and tensor bytes: equal digests, bit-identical models."""
+    digest = hashlib.sha256()
+    for name, tensor in state.items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
-def run_worker(job: TorchJob, on_epoch_end: EpochCallback | None = None) -> TorchRunSummary:
-    """Train (or resume) ``job`` in this process; returns the summary (same on every rank)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+def run_worker(
+    job: TorchJob,
+    on_epoch_end: EpochCallback | None = None,
+    checkpoints: CheckpointLocation | None = None,
+    *,
+    alone: bool = False,
+) -> TorchRunSummary:
+    """Train (or resume) ``job`` in this process; returns the summary (same on every rank).
+
+    Rank and world size come from torchrun's environment, unless ``alone``: then this
+    process trains the job by itself even inside a torchrun world (an HPO trial of a
+    multi-node job's leader). ``checkpoints`` None: ``checkpoint.pt`` in ``job.run_dir``.
+    """
+    world_size = 1 if alone else int(os.environ.get("WORLD_SIZE", "1"))
+    rank = 0 if alone else int(os.environ.get("RANK", "0"))
     distributed = world_size > 1
-    if distributed and not dist.is_initialized():
+    # A multi-node job's world is joined once for all its torch jobs: use it, leave it open.
+    owns_group = distributed and not dist.is_initialized()
+    if owns_group:
         dist.init_process_group("gloo")
     run_dir = Path(job.run_dir)
     (run_dir / "workers").mkdir(parents=True, exist_ok=True)
@@ -133,16 +157,35 @@ def run_worker(job: TorchJob, on_epoch_end: EpochCallback | None = None) -> Torc
     # threads only spin-wait (measured ~10x slower on a busy 2-core machine).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    location = checkpoints or RunDirCheckpoint(run_dir / CHECKPOINT)
     try:
-        return _train(job, run_dir, rank, world_size, on_epoch_end)
+        return _train(job, run_dir, rank, world_size, on_epoch_end, location)
     finally:
         torch.set_num_threads(threads)
-        if distributed:
+        if owns_group:
             dist.destroy_process_group()
 
 
+def _checkpoint_to_resume(
+    location: CheckpointLocation, rank: int, distributed: bool
+) -> tuple[str | None, dict | None]:
+    """(name, checkpoint) every rank resumes from: the one rank 0 found newest."""
+    name = location.newest() if rank == 0 else None
+    if distributed:
+        # Rank 0 decides: a rank must never resume from an epoch another rank does not.
+        chosen = [name]
+        dist.broadcast_object_list(chosen, src=0)
+        name = chosen[0]
+    return name, (location.load(name) if name is not None else None)
+
+
 def _train(
-    job: TorchJob, run_dir: Path, rank: int, world_size: int, on_epoch_end: EpochCallback | None
+    job: TorchJob,
+    run_dir: Path,
+    rank: int,
+    world_size: int,
+    on_epoch_end: EpochCallback | None,
+    location: CheckpointLocation,
 ) -> TorchRunSummary:
     distributed = world_size > 1
     family = torch_family(job.family)
@@ -151,7 +194,6 @@ def _train(
     fingerprint = job.fingerprint()
 
     model = family.build_module(job)
-    checkpoint_path = run_dir / CHECKPOINT
     state: dict = {
         "epoch": 0,
         "best_auc": -1.0,
@@ -161,19 +203,25 @@ def _train(
         "history": [],
         "best_state": None,
     }
-    checkpoint = None
-    if checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, weights_only=False)
+    checkpoint_name, checkpoint = _checkpoint_to_resume(location, rank, world_size > 1)
+    if checkpoint is not None:
         if checkpoint["fingerprint"] != fingerprint:
             raise TrainingConfigError(
-                f"{checkpoint_path} belongs to a different job (other data or parameters); "
-                "use a fresh run directory or delete the checkpoint"
+                f"{location.describe(checkpoint_name)} belongs to a different job (other data "
+                "or parameters); use a fresh run directory or delete the checkpoint"
             )
         model.load_state_dict(checkpoint["model"])
         state = checkpoint["state"]
     elif job.init_weights:
         model.load_state_dict(torch.load(job.init_weights, weights_only=True))
     resumed_from = state["epoch"]
+    log.info(
+        "rank=%d world_size=%d resumed_from_epoch=%d checkpoint=%s",
+        rank,
+        world_size,
+        resumed_from,
+        location.describe(checkpoint_name) if checkpoint_name else "none",
+    )
 
     groups = family.parameter_groups(model, job)
     optimizer = _optimizer(
@@ -255,7 +303,8 @@ def _train(
             writer.add_scalar("roc_auc/validation", val_auc, epoch)
             writer.flush()
         if rank == 0:
-            _save_atomic(
+            location.save(
+                epoch,
                 {
                     "fingerprint": fingerprint,
                     "model": model.state_dict(),
@@ -263,7 +312,6 @@ def _train(
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "state": state,
                 },
-                checkpoint_path,
             )
         if distributed:
             dist.barrier()
@@ -284,6 +332,17 @@ def _train(
         samples_per_second=samples / seconds if seconds else 0.0,
         train_seconds=seconds,
         history=state["history"],
+    )
+    # Every rank says what it holds: DDP keeps replicas bit-identical, so the digests agree.
+    log.info(
+        "rank=%d world_size=%d epochs_run=%d best_epoch=%d final_state_sha256=%s "
+        "best_state_sha256=%s",
+        rank,
+        world_size,
+        state["epoch"],
+        state["best_epoch"],
+        state_digest(model.state_dict()),
+        state_digest(state["best_state"]),
     )
     if rank == 0:
         family.save_model(state["best_state"], job, model_dir)

@@ -2,6 +2,12 @@
 
 Both modes run ``e2eai.training.ddp_loop.run_worker`` on the same job file, so tests of the
 single-process mode exercise the code the distributed workers run.
+
+Inside a multi-node cluster job the processes already exist: torchrun started them on every
+node and they form one world (:mod:`e2eai.training.torch_world`). There the job's leader
+installs a :class:`TorchJobRunner` with :func:`torch_jobs_run_by`, and every torch fit of the
+training run (except single-process HPO trials) is handed to that world instead of a new
+local torchrun.
 """
 
 from __future__ import annotations
@@ -9,10 +15,35 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Protocol
 
 from e2eai.errors import TrainingLaunchError
 from e2eai.training.torch_job import TorchJob, TorchRunSummary
+
+
+class TorchJobRunner(Protocol):
+    """Something other than a local torchrun that trains torch jobs (a multi-node world)."""
+
+    def run(self, job: TorchJob) -> TorchRunSummary:
+        """Train (or resume) ``job`` to the end; the summary rank 0 wrote."""
+
+
+_active_runner: ContextVar[TorchJobRunner | None] = ContextVar("torch_job_runner", default=None)
+
+
+@contextmanager
+def torch_jobs_run_by(runner: TorchJobRunner) -> Iterator[None]:
+    """Within the block, ``train_torch`` hands jobs to ``runner`` (per-epoch callbacks aside)."""
+    token = _active_runner.set(runner)
+    try:
+        yield
+    finally:
+        _active_runner.reset(token)
+
 
 JOB_FILE = "job.json"
 LOG_FILE = "torchrun.log"
@@ -60,15 +91,23 @@ def _log_tail(run_dir: Path, lines: int = 25) -> str:
 
 
 def train_torch(job: TorchJob, workers: int, on_epoch_end=None) -> TorchRunSummary:
-    """Run ``job`` to completion (resuming from its checkpoint if one exists)."""
+    """Run ``job`` to completion (resuming from its checkpoint if one exists).
+
+    Under :func:`torch_jobs_run_by` the active runner trains it with however many processes
+    its world has (``workers`` is the local setting and does not apply there); a job with a
+    per-epoch callback (an HPO trial) still trains here, in this process alone.
+    """
     if workers < 1:
         raise TrainingLaunchError(f"training.workers must be at least 1, got {workers}")
+    runner = _active_runner.get()
+    if runner is not None and on_epoch_end is None:
+        return runner.run(job)
     if workers == 1:
         from e2eai.training.ddp_loop import run_worker
 
         Path(job.run_dir).mkdir(parents=True, exist_ok=True)
         job.save(Path(job.run_dir) / JOB_FILE)
-        return run_worker(job, on_epoch_end)
+        return run_worker(job, on_epoch_end, alone=True)
     if on_epoch_end is not None:
         raise TrainingLaunchError("per-epoch callbacks (HPO pruning) need training.workers=1")
     process = start_torchrun(job, workers)

@@ -47,15 +47,23 @@ class TorchJob:
                 payload[key] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
+    def to_dict(self) -> dict[str, Any]:
+        """The job as plain JSON values (``params`` as a dict)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TorchJob:
+        """The job ``to_dict`` described; the family turns ``params`` back into its dataclass."""
+        params = torch_family(raw["family"]).params_from_dict(raw["params"])
+        return cls(**{**raw, "params": params})
+
     def save(self, path: Path) -> Path:
-        path.write_text(json.dumps(asdict(self), indent=1))
+        path.write_text(json.dumps(self.to_dict(), indent=1))
         return path
 
     @classmethod
     def load(cls, path: Path) -> TorchJob:
-        raw = json.loads(path.read_text())
-        raw["params"] = torch_family(raw["family"]).params_from_dict(raw["params"])
-        return cls(**raw)
+        return cls.from_dict(json.loads(path.read_text()))
 
 
 @dataclass(frozen=True)

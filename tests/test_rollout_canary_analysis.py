@@ -1,6 +1,6 @@
 """Canary analysis: the fixed-sample statistics on synthetic samples, then real servers with
 the default analysis (shadow scoring, the sequential paired test) — a shuffled-label model is
-rolled back, a model of the same quality is stepped 10 % → 50 % → promoted."""
+rolled back, a retrain that changed nothing is stepped 10 % → 50 % → promoted."""
 
 from __future__ import annotations
 
@@ -125,7 +125,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")
     return {
         "good": build_onnx_model(root / "good.onnx", seed=7),
-        "peer": build_onnx_model(root / "peer.onnx", seed=8),
+        # The same training as "good", exported again: a retrain that changed nothing. (A
+        # model of another seed is measurably worse on the same rows, and is rolled back.)
+        "peer": build_onnx_model(root / "peer.onnx", seed=7),
         "shuffled": build_onnx_model(root / "shuffled.onnx", seed=7, shuffle_labels=True),
     }
 
@@ -137,7 +139,12 @@ def serving(tmp_path_factory: pytest.TempPathFactory, models) -> Iterator[LocalS
         serving=ServingSettings(port=free_port(), model_name=NAME),
     )
     policy = CanaryPolicy(
-        alpha=0.01, min_requests=60, min_labelled=150, min_class_count=20, latency_floor_ms=5.0
+        alpha=0.01,
+        min_requests=60,
+        min_labelled=150,
+        min_class_count=20,
+        latency_floor_ms=5.0,
+        require_labels=True,  # promote on the paired quality evidence, not on health alone
     )
     manager = LocalServing(settings, policy)
     manager.start(ModelSource.from_path(models["good"], "1"))

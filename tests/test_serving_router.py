@@ -47,6 +47,7 @@ class FakePredictor:
         self.ready_status = 200
         self.infer_status = 200
         self.probability = 0.25  # every row's answer
+        self.delay = 0.0  # seconds before each inference answers
         self.hits: list[tuple[str, str]] = []
         self.last_headers: dict[str, str] = {}
         app = web.Application()
@@ -72,6 +73,7 @@ class FakePredictor:
         self.hits.append((request.method, request.path))
         self.last_headers = dict(request.headers)
         body = await request.json()
+        await asyncio.sleep(self.delay)
         status = body.get("status", self.infer_status)
         if status != 200:
             return web.json_response({"error": f"{self.name} says {status}"}, status=status)
@@ -356,6 +358,16 @@ async def test_shadow_scores_every_prediction_on_both_slots_and_pairs_its_labels
         assert samples["paired"] == [[0.25, 0.75, y] for y in labels]
         assert len(samples["canary"]["scored"]) == 2 * by_canary  # the slots' own samples stay
         assert {tuple(row) for row in samples["canary"]["scored"]} <= {(0.75, 0), (0.75, 1)}
+
+
+@pytest.mark.asyncio
+async def test_a_label_waits_for_its_shadow_still_in_flight(tmp_path):
+    async with deployment(tmp_path, {"stable": 100, "canary": 10}, shadow=True) as (client, fakes):
+        fakes["canary"].probability, fakes["canary"].delay = 0.75, 0.3
+        answered = await _shadowed_traffic(client, 6)
+        assert "stable" in answered.values()  # 90 %: its canary shadows are slow
+        labels = await _label_all(client, answered)  # right away: those are still in flight
+        assert (await _samples(client))["paired"] == [[0.25, 0.75, y] for y in labels]
 
 
 @pytest.mark.asyncio

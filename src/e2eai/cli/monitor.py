@@ -21,8 +21,9 @@ def monitor_command(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Report every complete window logged since the last pass (drift, quality, HTML), let
-    the retraining policy decide on each, and submit the retrains it calls for.
+    """Report every complete window since the last pass and submit the retrains it calls for.
+
+    Each window gets drift, quality and HTML reports; the retraining policy decides on it.
 
     What a CronJob runs on a cluster: it reads the app database (``app.database_url``),
     writes ``<home>/monitoring/reports/<window>.html|json``, remembers where it stopped,

@@ -112,7 +112,10 @@ def trigger_retraining(
             Triggered(w["window"], {}, error=f"no champion of {settings.serving.model_name}")
             for w in windows
         ]
-    state = champion_state(settings, task, champion.version)
+    try:
+        state = champion_state(settings, task, champion.version)
+    except E2eaiError as exc:  # the pass's reports stand; the policy cannot judge this one
+        return [Triggered(w["window"], {}, error=str(exc)) for w in windows]
     out = []
     for window in windows:
         at = datetime.fromisoformat(window["end"])

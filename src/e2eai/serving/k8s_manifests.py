@@ -32,7 +32,8 @@ class ClusterServing:
     namespace: str = "e2eai"
     name: str = "flight-delay"
     predictor_image: str = "ghcr.io/e2eai/predictor:0.1.0"
-    transformer_image: str = "ghcr.io/e2eai/transformer:0.1.0"
+    # The predictor image carries the Feast transformer too (images/predictor/Dockerfile).
+    transformer_image: str = "ghcr.io/e2eai/predictor:0.1.0"
     service_account: str = "e2eai-s3"  # carries the S3 credentials for the storage initializer
     min_replicas: int = 1
     max_replicas: int = 3

@@ -83,6 +83,7 @@ _RETRY_BACKOFF = 0.05  # seconds between looks for a healthy predictor while non
 _HEALTH_TIMEOUT = 1.0
 _SERVED_LOG = 200_000  # request ids remembered for replay and feedback
 _LATENCY_SAMPLES = 50_000
+_SHADOW_WAIT_SECONDS = 10.0  # longest a feedback call waits for shadows still in flight
 _CONTROL_MAX_BODY = 16 * 1024 * 1024  # feedback batches can be large; inference bodies cannot
 _MAX_DRAIN_TIMEOUT = 300.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -625,6 +626,17 @@ class Router:
         """
         items = _feedback_items(await _json_object(request))
         counts = {"matched": 0, "received": len(items), "unknown": 0, "duplicate": 0, "invalid": 0}
+        # A label must not outrun its shadow: under load the other slot's answer can still be
+        # in flight when the outcome arrives, and a row labelled without it is never paired.
+        pending = {
+            served.shadow
+            for request_id, _, _ in items
+            if (served := self.served.get(request_id)) is not None
+            and served.shadow is not None
+            and not served.shadow.done()
+        }
+        if pending:
+            await asyncio.wait(pending, timeout=_SHADOW_WAIT_SECONDS)
         for request_id, labels, rows in items:
             served = self.served.get(request_id)
             if served is None or served.generation != self.generation:

@@ -8,6 +8,7 @@ from delay_stats import (
 )
 from feast import FeatureService
 from planes import plane_attributes
+from rotation import aircraft_rotation
 from weather import origin_weather_hourly
 
 from e2eai.tasks.flights.schema import FEATURE_SERVICE
@@ -21,6 +22,7 @@ flight_delay_model = FeatureService(
         carrier_delay_stats,
         origin_delay_stats,
         origin_departure_stats,
+        aircraft_rotation,
     ],
     description="Every feature-view input of the flight arrival-delay model.",
 )

@@ -88,6 +88,19 @@ def synthetic_frame(
     for name in ("plane_year", "seats", "plane_age", "wind_gust", "pressure"):
         cols[name][rng.random(n) < 0.06] = np.nan
 
+    # Aircraft rotation, from a generator of its own so the columns above (and the label)
+    # stay what they were before these inputs existed; about half the flights have no
+    # previous leg (all four missing), like the real ones.
+    rotation = np.random.default_rng([seed, 1])
+    gap = rotation.uniform(30, 1440, n)
+    cols["prev_leg_gap_minutes"] = gap
+    cols["prev_leg_dep_delay"] = rotation.normal(10, 35, n)
+    cols["prev_leg_arr_delay"] = cols["prev_leg_dep_delay"] + rotation.normal(-5, 10, n)
+    cols["prev_leg_slack_minutes"] = gap - rotation.uniform(100, 500, n)
+    no_leg = rotation.random(n) < 0.5
+    for name in (f.name for f in schema.ROTATION_FEATURES):
+        cols[name][no_leg] = np.nan
+
     frame = pd.DataFrame(
         {
             schema.FLIGHT_ID: [

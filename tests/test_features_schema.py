@@ -34,7 +34,7 @@ def test_feature_service_serves_exactly_the_schemas_feature_refs(registry) -> No
 
 
 def test_registered_views_match_the_schema(flight_window_run, registry) -> None:
-    from feast.types import Float32, String
+    from feast.types import Float32, Int64, String
 
     assert flight_window_run.feature_views == sorted(v.name for v in schema.FEATURE_VIEWS)
     for spec in schema.FEATURE_VIEWS:
@@ -42,6 +42,10 @@ def test_registered_views_match_the_schema(flight_window_run, registry) -> None:
         expected = [
             (f.name, Float32 if f.kind == "numeric" else String)
             for f in schema.view_features(spec.name)
+        ]
+        # Fields the task derives inputs from (the aircraft's last leg), in their own dtype.
+        expected += [
+            (s.name, Int64 if s.dtype == "int64" else Float32) for s in schema.view_state(spec.name)
         ]
         assert [(f.name, f.dtype) for f in view.features] == expected, spec.name
         assert (view.ttl or timedelta(0)) == spec.ttl, spec.name

@@ -202,3 +202,23 @@ def test_the_cli_pass_prints_json(world, tmp_path: Path) -> None:
     answer = json.loads(done.stdout)
     assert answer["windows"] == [] and answer["retraining"] == []  # all reported already
     assert answer["logged"][0].startswith("2013-01-14")
+
+
+def test_an_input_with_no_value_in_the_window_is_reported_not_a_crash(world) -> None:
+    """A feed that stopped (every ``temp`` missing for a week) cannot be tested for drift:
+    the pass reports the input as unmeasured and tests the others."""
+    settings, task, store, version, rows = world
+    start = datetime(2013, 2, 11, tzinfo=UTC)  # after every window logged above
+    silent = rows.iloc[len(rows) // 2 :].copy()
+    silent["temp"] = np.nan
+    log(store, task, version, silent, start, 7)
+    log(store, task, version, rows.iloc[:10], start + WEEK, 1)  # closes the week
+    week = monitor(settings, store).windows[-1]
+    assert week["window"] == "2013-02-11_2013-02-18"
+    assert week["unmeasured_inputs"] == [
+        {"name": "temp", "reference_present": pytest.approx(1.0, abs=0.05), "current_present": 0.0}
+    ]
+    tested = {f["name"] for f in week["drift"]["features"]}
+    assert "temp" not in tested and len(tested) == len(task.features) - 1
+    page = (reports_dir(settings) / f"{week['window']}.html").read_text()
+    assert "Not tested, no value on one side:" in page and "temp (present in" in page

@@ -47,7 +47,8 @@ def test_builtin_families_say_how_they_train():
 
 def test_an_unknown_family_is_refused_when_training_starts(tmp_path, frame):
     settings = small_training_settings(tmp_path, family="xgboost")  # a str: checked at use
-    with pytest.raises(TrainingConfigError, match="registered families: hist_gb, logreg") as info:
+    registered = r"registered families: (\w+, )*hist_gb, logreg"
+    with pytest.raises(TrainingConfigError, match=registered) as info:
         run_training(settings, frame, task=TASK)
     assert "'xgboost'" in str(info.value)
 
@@ -74,8 +75,8 @@ def test_warm_start_and_search_need_a_family_that_has_them(tmp_path, frame):
 
 
 def test_a_model_of_an_unknown_family_is_refused_on_load(tmp_path):
-    (tmp_path / "model_info.json").write_text(json.dumps({"family": "cnn", "params": {}}))
-    with pytest.raises(ModelArtifactError, match="unknown model family 'cnn'"):
+    (tmp_path / "model_info.json").write_text(json.dumps({"family": "vit", "params": {}}))
+    with pytest.raises(ModelArtifactError, match="unknown model family 'vit'"):
         load_model(tmp_path)
     with pytest.raises(ModelArtifactError, match=r"model_info\.json is missing"):
         load_model(tmp_path / "nothing")

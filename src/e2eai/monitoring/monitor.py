@@ -137,6 +137,7 @@ def monitor_window(
         "reference_rows": 0,
         "holdout_roc_auc": None,
         "risk": None,
+        "unmeasured_inputs": [],
         "report": f"{name}.html",
         "drift_report": None,
     }
@@ -161,7 +162,19 @@ def monitor_window(
         )
         kinds = {f.name: f.kind for f in task.features}
         current = _inputs(log, list(kinds))
-        drift = check_drift(reference.frame, current, kinds, reference.importance)
+        # A numeric input with no value at all on a side cannot be tested for drift; it is
+        # reported as such (a feed that stopped shows here), and the rest are tested.
+        summary["unmeasured_inputs"] = unmeasured = [
+            {
+                "name": n,
+                "reference_present": _present(reference.frame, n),
+                "current_present": _present(current, n),
+            }
+            for n, kind in kinds.items()
+            if kind == "numeric" and min(_present(reference.frame, n), _present(current, n)) == 0.0
+        ]
+        tested = {n: k for n, k in kinds.items() if n not in {u["name"] for u in unmeasured}}
+        drift = check_drift(reference.frame, current, tested, reference.importance)
         drift_html = f"{name}-drift.html"
         save_drift(drift, out / drift_html, out / f"{name}-drift.json")
         summary["drift"] = drift.summary()
@@ -244,6 +257,12 @@ def track_risk(
             **tracker.status().model_dump(),
         }
     return risks
+
+
+def _present(frame: pd.DataFrame, name: str) -> float:
+    """The share of rows with a finite value of numeric input ``name``."""
+    values = pd.to_numeric(frame[name], errors="coerce").replace([np.inf, -np.inf], np.nan)
+    return float(values.notna().mean()) if len(values) else 0.0
 
 
 def _inputs(log: list[LoggedPrediction], names: list[str]) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 The process's task is chosen once, by the settings: ``E2EAI_TASK=<registered name>`` or
 ``E2EAI_TASK_FILE=<path>`` (``--task`` / ``--task-file`` on the CLI). Registered names are
-the built-in tasks written in Python (``flights``) and the task files shipped in
+the built-in tasks written in Python (``flights``, ``fashion``) and the task files shipped in
 ``e2eai/tasks/files/`` (``credit``). :func:`load_task` is what every stage calls when it is
 not handed a task.
 """
@@ -34,7 +34,13 @@ def _flights(settings: Settings) -> Task:
     return FlightTask.from_settings(settings)
 
 
-BUILTIN: dict[str, Callable[[Settings], Task]] = {"flights": _flights}
+def _fashion(settings: Settings) -> Task:
+    from e2eai.tasks.fashion import FashionTask
+
+    return FashionTask.from_settings(settings)
+
+
+BUILTIN: dict[str, Callable[[Settings], Task]] = {"flights": _flights, "fashion": _fashion}
 """Tasks written in Python, by name."""
 
 

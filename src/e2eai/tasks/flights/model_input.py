@@ -20,7 +20,13 @@ import pandas as pd
 
 from e2eai.tasks.flights.calendar import SCHEDULE_COLUMNS, schedule_columns
 from e2eai.tasks.flights.cleaning import airport_time_zones
-from e2eai.tasks.flights.schema import model_features, stats_defaults
+from e2eai.tasks.flights.rotation import rotation_inputs
+from e2eai.tasks.flights.schema import (
+    ROTATION_FEATURES,
+    ROTATION_STATE,
+    model_features,
+    stats_defaults,
+)
 
 SCHEDULED_DEPARTURE = "scheduled_departure"
 
@@ -28,6 +34,7 @@ Columns: TypeAlias = Mapping[str, Any] | pd.DataFrame
 """Named, aligned columns: a DataFrame, or a mapping of name → list / numpy array / Series."""
 
 _Step = tuple[str, Literal["numeric", "categorical"], str, float | None]
+_ROTATION = frozenset(f.name for f in ROTATION_FEATURES)
 
 
 @lru_cache(maxsize=16)
@@ -43,6 +50,8 @@ def _plan(windows_hours: tuple[int, ...], rate_prior: float) -> tuple[_Step, ...
             if feature.name in SCHEDULE_COLUMNS
             else "plane_age"
             if feature.name == "plane_age"
+            else "rotation"
+            if feature.name in _ROTATION
             else "features"
         )
         steps.append((feature.name, feature.kind, origin, defaults.get(feature.name)))
@@ -128,9 +137,15 @@ def model_input_columns(
         departure, departure_time_zones(_column(requests, "origin", rows, "request"))
     )
     columns: dict[str, np.ndarray] = {}
+    rotation: dict[str, np.ndarray] | None = None
     for name, kind, origin, default in _plan(tuple(windows_hours), float(rate_prior)):
         if origin == "calendar":
             columns[name] = calendar[name]
+            continue
+        if origin == "rotation":
+            if rotation is None:  # the four inputs come from one derivation
+                rotation = rotation_inputs(departure, _present(features, rows))
+            columns[name] = rotation[name]
             continue
         if origin == "plane_age":
             columns[name] = _utc_year(departure) - _feature_or_nan(features, "plane_year", rows)
@@ -150,6 +165,15 @@ def model_input_columns(
         else:
             columns[name] = _strings(values)
     return columns
+
+
+def _present(features: Columns, rows: int) -> dict[str, Any]:
+    """The aircraft-rotation fields among ``features`` (absent ones: the store had none)."""
+    return {
+        s.name: _column(features, s.name, rows, "feature")
+        for s in ROTATION_STATE
+        if s.name in features
+    }
 
 
 def _feature_or_nan(features: Columns, name: str, rows: int) -> np.ndarray:

@@ -6,7 +6,9 @@ hands it to every stage, so no stage imports these constants itself.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 from e2eai.schema import Entity, Feature, FeatureView, RequestField
 
@@ -43,6 +45,10 @@ STATS_HEARTBEAT = timedelta(days=1)
 """Trailing statistics are re-stamped at least this often, even when unchanged…"""
 STATS_TTL = timedelta(days=2)
 """…so their feature views can have a short TTL, which keeps point-in-time joins small."""
+
+ROTATION_VIEW = "aircraft_rotation"
+ROTATION_WINDOW = timedelta(days=1)
+"""A previous New York departure is the aircraft's previous leg only within this span."""
 
 FEATURE_VIEWS: tuple[FeatureView, ...] = (
     FeatureView(
@@ -82,6 +88,15 @@ FEATURE_VIEWS: tuple[FeatureView, ...] = (
         "Departure congestion: trailing departure-delay rates of flights that had already "
         "left the airport.",
     ),
+    FeatureView(
+        ROTATION_VIEW,
+        "tailnum",
+        # A row is stamped after its leg's scheduled departure, so one older than the
+        # window describes a leg too old to count: the TTL loses nothing.
+        ROTATION_WINDOW,
+        "The aircraft's latest New York departure as known at each hour: its schedule, and "
+        "its departure and arrival delays once it had departed and landed.",
+    ),
 )
 
 FEATURE_SERVICE = "flight_delay_model"
@@ -95,6 +110,70 @@ DEFAULT_WINDOWS_HOURS: tuple[int, ...] = (24, 168)
 DEPARTURE_WINDOWS_HOURS: tuple[int, ...] = (1, 3)
 """Short windows of departure congestion at the origin (ground stops, storms)."""
 DEPARTURE_STATS_VIEW = "origin_departure_stats"
+
+
+@dataclass(frozen=True)
+class StoredField:
+    """A column a feature view stores that is not itself a model input.
+
+    The task derives model inputs from it together with the request (the aircraft's last
+    leg's schedule becomes minutes before *this* flight). ``int64`` keeps instants exact:
+    float32 epoch seconds would be off by minutes.
+    """
+
+    name: str
+    dtype: Literal["int64", "float32"]
+    description: str
+    view: str
+
+
+ROTATION_STATE: tuple[StoredField, ...] = (
+    StoredField(
+        "last_leg_scheduled_departure", "int64",
+        "Scheduled departure of the aircraft's latest New York departure, UTC epoch seconds.",
+        ROTATION_VIEW,
+    ),
+    StoredField(
+        "last_leg_scheduled_arrival", "int64",
+        "Its scheduled arrival at its destination, UTC epoch seconds.", ROTATION_VIEW,
+    ),
+    StoredField(
+        "last_leg_dep_delay", "float32",
+        "Its departure delay in minutes; null until it has departed.", ROTATION_VIEW,
+    ),
+    StoredField(
+        "last_leg_arr_delay", "float32",
+        "Its arrival delay in minutes; null until it has landed.", ROTATION_VIEW,
+    ),
+)  # fmt: skip
+"""What ``aircraft_rotation`` stores per tail number; the rotation inputs derive from it."""
+
+ROTATION_FEATURES: tuple[Feature, ...] = (
+    Feature(
+        "prev_leg_gap_minutes", "numeric", "derived",
+        "Minutes from the aircraft's previous New York departure (scheduled before this "
+        "flight's cut-off, within 24 h) to this one, both scheduled.",
+        0, 1440, nullable=True,
+    ),
+    Feature(
+        "prev_leg_dep_delay", "numeric", "derived",
+        "That previous leg's departure delay (minutes), if it departed before the cut-off.",
+        -1440, 1440, nullable=True,
+    ),
+    Feature(
+        "prev_leg_arr_delay", "numeric", "derived",
+        "That previous leg's arrival delay (minutes), if it landed before the cut-off.",
+        -1440, 1440, nullable=True,
+    ),
+    Feature(
+        "prev_leg_slack_minutes", "numeric", "derived",
+        "Slack left for the return leg: scheduled departure minus the previous leg's "
+        "arrival as best known at the cut-off, minus its scheduled block time (the return "
+        "flight's); below zero the aircraft cannot be back on time.",
+        -3000, 1440, nullable=True,
+    ),
+)  # fmt: skip
+"""The aircraft-rotation inputs; all missing when the aircraft has no previous leg."""
 
 
 def departure_feature_names(window_hours: int) -> tuple[str, str]:
@@ -216,6 +295,7 @@ def model_features(windows_hours: tuple[int, ...] = DEFAULT_WINDOWS_HOURS) -> tu
         + DERIVED_PLANE_FEATURES
         + WEATHER_FEATURES
         + _stats_features(windows_hours)
+        + ROTATION_FEATURES
     )
 
 
@@ -236,11 +316,20 @@ def view_features(
     return tuple(f for f in model_features(windows_hours) if f.view == view)
 
 
+def view_state(view: str) -> tuple[StoredField, ...]:
+    """Stored fields of one Feast feature view that are not model inputs themselves."""
+    if view not in {v.name for v in FEATURE_VIEWS}:
+        raise KeyError(f"unknown feature view {view!r}")
+    return tuple(s for s in ROTATION_STATE if s.view == view)
+
+
 def feature_refs(windows_hours: tuple[int, ...] = DEFAULT_WINDOWS_HOURS) -> list[str]:
-    """``view:feature`` references of every feature-view input (the feature service)."""
-    return [
+    """``view:field`` references of everything the model reads from Feast (the feature
+    service): the feature-view inputs, then the stored fields derived inputs come from."""
+    refs = [
         f"{f.view}:{f.name}" for f in model_features(windows_hours) if f.source == "feature_view"
     ]
+    return refs + [f"{s.view}:{s.name}" for s in ROTATION_STATE]
 
 
 def entity(name: str) -> Entity:

@@ -71,3 +71,14 @@ def test_pipeline_root_must_be_a_uri(kfp_api):
     result = _submit(host, "--pipeline-root", "runs/pipelines")
     assert result.exit_code == 2
     assert "must be a URI" in result.output
+
+
+def test_submit_runs_every_step_in_the_image_it_is_given(kfp_api):
+    host, requests = kfp_api
+    assert _submit(host, "--image", "registry.example.org/e2eai:1.2.3").exit_code == 0
+    [run] = [r["body"] for r in requests if r["method"] == "POST" and r["path"].endswith("/runs")]
+    executors = run["pipeline_spec"]["deploymentSpec"]["executors"].values()
+    images = {e["container"]["image"] for e in executors if "container" in e}
+    assert images == {"registry.example.org/e2eai:1.2.3"}
+    refused = _submit(host, "--image", "registry.example.org/e2eai")  # no tag: refused
+    assert refused.exit_code == 2 and len([r for r in requests if r["path"].endswith("/runs")]) == 1

@@ -28,19 +28,22 @@ def _pipeline(project_dir: Path | None) -> Any:
     return load_training_pipeline(project_dir)
 
 
+ImageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--image",
+        metavar="REF",
+        help="Image every step runs in, with a tag or digest (default: "
+        "$E2EAI_PIPELINE__IMAGE, else the pipeline.image setting's default, "
+        "ghcr.io/e2eai/e2eai:<version>, which the dev overlay names too).",
+    ),
+]
+
+
 @app.command("compile")
 def compile_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="IR YAML file to write.")],
-    image: Annotated[
-        str | None,
-        typer.Option(
-            "--image",
-            metavar="REF",
-            help="Image every step runs in, with a tag or digest (default: "
-            "$E2EAI_PIPELINE__IMAGE, else the pipeline.image setting's default, "
-            "ghcr.io/e2eai/e2eai:<version>, which the dev overlay names too).",
-        ),
-    ] = None,
+    image: ImageOption = None,
     project_dir: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -113,6 +116,7 @@ def submit(
     experiment: Annotated[str, typer.Option(help="Experiment name.")] = "e2eai",
     run_name: Annotated[str | None, typer.Option(help="Run name.")] = None,
     param: Params = None,
+    image: ImageOption = None,
     project_dir: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -133,5 +137,6 @@ def submit(
             experiment=experiment,
             run_name=run_name,
             pipeline_root=pipeline_root,
+            image=image,
         )
     emit({**asdict(submitted), "params": json.loads(json.dumps(params))}, as_json, "run submitted")

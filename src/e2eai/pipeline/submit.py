@@ -51,11 +51,13 @@ def submit_pipeline(
     run_name: str | None = None,
     pipeline_root: str | None = None,
     client: Any = None,
+    image: str | None = None,
 ) -> SubmittedRun:
     """Compile ``pipeline`` and create a run of it on the endpoint at ``host``.
 
     ``pipeline_root`` (e.g. ``s3://bucket/pipelines``) is where the cluster writes the run's
-    artifacts; None keeps the endpoint's default.
+    artifacts; None keeps the endpoint's default. ``image`` is the image every step runs in
+    (default: :func:`~e2eai.pipeline.images.component_image`).
     """
     import kfp
 
@@ -65,7 +67,7 @@ def submit_pipeline(
     client = client or kfp.Client(host=host)
     name = run_name or f"{pipeline.name}-run"
     with tempfile.TemporaryDirectory() as tmp:
-        package = compile_pipeline(pipeline, Path(tmp) / "pipeline.yaml")
+        package = compile_pipeline(pipeline, Path(tmp) / "pipeline.yaml", image=image)
         run = client.create_run_from_pipeline_package(
             str(package),
             arguments=params,

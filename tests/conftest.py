@@ -32,7 +32,7 @@ import pytest
 
 from e2eai.config import ArtifactSettings, DataSettings, Settings
 
-pytest_plugins = ["kfp_api"]  # the fake Kubeflow Pipelines endpoint fixture
+pytest_plugins = ["kfp_api", "rendered_manifests"]  # shared fixtures: fake KFP, CRDs
 
 if TYPE_CHECKING:
     from e2eai.data.prepare import PreparedData

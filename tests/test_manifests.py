@@ -5,8 +5,6 @@ limits, an unpinned image, a stale generated file, a yamllint problem, a checkov
 
 from __future__ import annotations
 
-import copy
-import functools
 import json
 import shutil
 import subprocess
@@ -15,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crds import CRDS
+from rendered_manifests import MANIFESTS, PROJECT, find, rendered
 
 from e2eai.manifests import paths
 from e2eai.manifests.crd_checks import crd_findings
@@ -24,31 +22,7 @@ from e2eai.manifests.policy import hardcoded_tag_findings
 from e2eai.manifests.render import render_objects
 from e2eai.manifests.validate import object_findings, overlay_images
 
-PROJECT = Path(__file__).resolve().parents[1]
-MANIFESTS = PROJECT / "manifests"
 E2EAI = Path(sys.executable).parent / "e2eai"
-
-
-@pytest.fixture(scope="module")
-def crds() -> Path:
-    if not CRDS.is_dir():
-        pytest.skip(
-            f"CRD folder {CRDS} not found: the shared CRD folder (../shared/crds) is absent"
-        )
-    return CRDS
-
-
-@functools.cache
-def rendered(overlay: str) -> tuple[dict[str, Any], ...]:
-    return tuple(render_objects(MANIFESTS / "overlays" / overlay))
-
-
-def find(overlay: str, kind: str, name: str | None = None) -> dict[str, Any]:
-    """A deep copy of one rendered object, to spoil in a test."""
-    for obj in rendered(overlay):
-        if obj["kind"] == kind and (name is None or obj["metadata"]["name"] == name):
-            return copy.deepcopy(obj)
-    raise AssertionError(f"{overlay} renders no {kind} {name}")
 
 
 def messages(obj: dict[str, Any], crds: Path, overlay: str = "dev") -> list[str]:

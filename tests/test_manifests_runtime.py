@@ -5,22 +5,18 @@ step's TrainJob and PyTorchJob, and the E2EAI_* settings every container is give
 
 from __future__ import annotations
 
-import copy
-import functools
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from crds import CRDS
 from kube import emulated_custom_objects_api
+from rendered_manifests import OVERLAYS, find, rendered
 
 from e2eai.config import PipelineSettings, Settings
 from e2eai.manifests.crd_checks import crd_findings
 from e2eai.manifests.policy import container_findings, container_sites
-from e2eai.manifests.render import render_objects
 from e2eai.pipeline.cluster_training import pytorchjob_manifest, trainjob_manifest
 from e2eai.serving.k8s_manifests import (
     VERSION_ANNOTATION,
@@ -30,21 +26,6 @@ from e2eai.serving.k8s_manifests import (
 )
 from e2eai.serving.k8s_rollout import K8sRolloutController
 from e2eai.serving.rollout import ModelSource
-
-MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
-OVERLAYS = ("dev", "prod")
-
-
-@functools.cache
-def rendered(overlay: str) -> tuple[dict[str, Any], ...]:
-    return tuple(render_objects(MANIFESTS / "overlays" / overlay))
-
-
-def find(overlay: str, kind: str, name: str | None = None) -> dict[str, Any]:
-    for obj in rendered(overlay):
-        if obj["kind"] == kind and (name is None or obj["metadata"]["name"] == name):
-            return copy.deepcopy(obj)
-    raise AssertionError(f"{overlay} renders no {kind} {name}")
 
 
 def subset_mismatches(generated: Any, manifest: Any, path: str = "") -> list[str]:
@@ -91,15 +72,6 @@ def cluster_of(overlay: str) -> tuple[ClusterServing, dict[str, Any]]:
         max_replicas=predictor["maxReplicas"],
     )
     return cluster, isvc
-
-
-@pytest.fixture(scope="module")
-def crds() -> Path:
-    if not CRDS.is_dir():
-        pytest.skip(
-            f"CRD folder {CRDS} not found: the shared CRD folder (../shared/crds) is absent"
-        )
-    return CRDS
 
 
 # -- serving --------------------------------------------------------------------------------

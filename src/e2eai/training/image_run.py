@@ -37,7 +37,7 @@ from e2eai.training.image_families import (
     frame_labels,
     task_classes,
 )
-from e2eai.training.run import REFERENCE_ROWS, TrainingResult
+from e2eai.training.run import TrainingResult, write_split_files
 
 PARTS = ("train", "validation", "holdout")
 
@@ -306,11 +306,7 @@ def run_image_training(
     )
     run_dir = run_dir or settings.home / "training" / _run_id(frame, settings, name, task)
     run_dir.mkdir(parents=True, exist_ok=True)
-    holdout_path = run_dir / "holdout.parquet"
-    split.holdout.to_parquet(holdout_path, index=False)
-    reference_path = run_dir / "reference.parquet"
-    sample = min(len(split.train), REFERENCE_ROWS)
-    split.train.sample(sample, random_state=t.seed).to_parquet(reference_path, index=False)
+    holdout_path, reference_path = write_split_files(split, run_dir, t.seed)
 
     def request(work_dir: Path) -> FitRequest:
         return FitRequest(task, split.train, split.validation, t, work_dir)

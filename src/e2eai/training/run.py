@@ -109,6 +109,18 @@ REFERENCE_ROWS = 20_000
 """Training rows kept with a version as monitoring's reference (``reference.parquet``)."""
 
 
+def write_split_files(split: DataSplit, run_dir: Path, seed: int) -> tuple[Path, Path]:
+    """Write the run's ``holdout.parquet`` and ``reference.parquet`` (what monitoring
+    compares served traffic with: a seeded sample of at most ``REFERENCE_ROWS`` of the rows
+    the model learnt on); returns both paths."""
+    holdout_path = run_dir / "holdout.parquet"
+    split.holdout.to_parquet(holdout_path, index=False)
+    reference_path = run_dir / "reference.parquet"
+    sample = min(len(split.train), REFERENCE_ROWS)
+    split.train.sample(sample, random_state=seed).to_parquet(reference_path, index=False)
+    return holdout_path, reference_path
+
+
 def load_training_frame(settings: Settings, task: Task) -> pd.DataFrame:
     """The task's training rows: the training window plus its holdout days, or every row."""
     t = settings.training
@@ -229,12 +241,7 @@ def run_training(
     split = _split(frame, task, settings)
     run_dir = run_dir or settings.home / "training" / _run_id(frame, settings, warm_start_from)
     run_dir.mkdir(parents=True, exist_ok=True)
-    holdout_path = run_dir / "holdout.parquet"
-    split.holdout.to_parquet(holdout_path, index=False)
-    # What monitoring compares served traffic with: a sample of the rows the model learnt on.
-    reference_path = run_dir / "reference.parquet"
-    sample = min(len(split.train), REFERENCE_ROWS)
-    split.train.sample(sample, random_state=t.seed).to_parquet(reference_path, index=False)
+    holdout_path, reference_path = write_split_files(split, run_dir, t.seed)
 
     def request(work_dir: Path) -> FitRequest:
         return FitRequest(task, split.train, split.validation, t, work_dir)

@@ -14,11 +14,12 @@ def configure_run(
     train_end: str,
     family: str,
     hpo_trials: int,
+    task: str = "",
 ) -> str:
     """In: settings overrides (JSON) and the run's parameters ("" / -1 keep the setting).
     Out: the complete settings of the run as JSON (fails early on a bad parameter)."""
     from e2eai.pipeline.steps import configure_step
 
     return configure_step(
-        settings_json, data_start, data_end, train_start, train_end, family, hpo_trials
+        settings_json, data_start, data_end, train_start, train_end, family, hpo_trials, task
     )

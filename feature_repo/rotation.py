@@ -1,4 +1,4 @@
-"""Aircraft rotation: each tail's latest New York departure as known at each hour."""
+"""Aircraft rotation: each tail's latest New York departures as known at each hour."""
 
 from pathlib import Path
 

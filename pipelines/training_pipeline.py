@@ -25,10 +25,12 @@ PIPELINE_NAME = "e2eai-training"
 
 @dsl.pipeline(
     name=PIPELINE_NAME,
-    description="Flight-delay model: prepare data, build Feast features, train (+HPO, warm "
-    "start), evaluate against gates, and only when they pass export, register and canary.",
+    description="One task's model (flights, credit, fashion, …): prepare data, build Feast "
+    "features, train (+HPO, warm start), evaluate against gates, and only when they pass "
+    "export, register and canary.",
 )
 def training_pipeline(
+    task: str = "",
     data_start: str = "",
     data_end: str = "",
     train_start: str = "",
@@ -45,6 +47,8 @@ def training_pipeline(
     what the Kubeflow UI shows beside each run parameter.
 
     Args:
+        task: Registered task to train (e.g. flights, credit, fashion); empty keeps the
+            task setting. The same pipeline serves every task.
         data_start: First day of data to ingest (YYYY-MM-DD, scheduled departure); empty
             keeps the data.start setting.
         data_end: Last day of data to ingest, inclusive (YYYY-MM-DD); empty keeps the
@@ -72,6 +76,7 @@ def training_pipeline(
         train_end=train_end,
         family=family,
         hpo_trials=hpo_trials,
+        task=task,
     ).set_display_name("configure")
     settings = configure.output
 

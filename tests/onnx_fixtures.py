@@ -229,3 +229,20 @@ def build_explaining_onnx_model(path: Path, *, seed: int = 7, n: int = 3000) -> 
     if result.onnx_path != path:
         result.onnx_path.replace(path)
     return path
+
+
+def post_binary_input(
+    client: Any, url: str, name: str, datatype: str, shape: list[int], payload: bytes
+) -> Any:
+    """POST one V2 input sent with the binary tensor extension (``payload`` after the JSON
+    header, whose length the ``inference-header-content-length`` header gives)."""
+    import orjson
+
+    tensor = {"name": name, "datatype": datatype, "shape": shape,
+              "parameters": {"binary_data_size": len(payload)}}  # fmt: skip
+    header = orjson.dumps({"inputs": [tensor]})
+    return client.post(
+        url,
+        content=header + payload,
+        headers={"inference-header-content-length": str(len(header))},
+    )

@@ -98,8 +98,21 @@ def synthetic_frame(
     cols["prev_leg_arr_delay"] = cols["prev_leg_dep_delay"] + rotation.normal(-5, 10, n)
     cols["prev_leg_slack_minutes"] = gap - rotation.uniform(100, 500, n)
     no_leg = rotation.random(n) < 0.5
-    for name in (f.name for f in schema.ROTATION_FEATURES):
+    for name in schema.rotation_feature_names(1):
         cols[name][no_leg] = np.nan
+    # Earlier legs of the day (generator of their own again): fewer flights have them, and
+    # only those with a previous leg.
+    earlier = np.random.default_rng([seed, 2])
+    lacks = no_leg
+    for leg in range(2, schema.ROTATION_LEGS + 1):
+        gap_k, dep_k, arr_k, slack_k = schema.rotation_feature_names(leg)
+        cols[gap_k] = gap + earlier.uniform(60, 300, n) * (leg - 1)
+        cols[dep_k] = earlier.normal(10, 35, n)
+        cols[arr_k] = cols[dep_k] + earlier.normal(-5, 10, n)
+        cols[slack_k] = cols[gap_k] - earlier.uniform(100, 500, n)
+        lacks = lacks | (earlier.random(n) < 0.6)
+        for name in (gap_k, dep_k, arr_k, slack_k):
+            cols[name][lacks] = np.nan
 
     frame = pd.DataFrame(
         {

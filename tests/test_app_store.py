@@ -21,6 +21,7 @@ import pytest
 from alembic import command
 from sqlalchemy import JSON, bindparam, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from e2eai.app import store as app_store_module
 from e2eai.app.migrations import alembic_config
@@ -102,7 +103,7 @@ def test_migrate_creates_the_schema_on_an_empty_database_and_twice_is_a_no_op(
 
         with store.engine.connect() as connection:
             assert connection.execute(text("SELECT version_num FROM alembic_version")).all() == [
-                ("0002",)
+                ("0003",)
             ]
         assert store.counts() == {"predictions": 1, "feedback": 0}
 
@@ -563,3 +564,97 @@ def test_a_schema_mistake_is_not_mistaken_for_an_outage(tmp_path: Path) -> None:
         with pytest.raises(Exception, match="no such table") as raised:
             store.add_predictions([prediction(0)])
         assert not isinstance(raised.value, DatabaseUnavailable)
+
+
+# -- multi-class predictions (image and text tasks) ---------------------------------------------
+
+
+def class_prediction(minute: float, probabilities: list[float]) -> PredictionRecord:
+    best = max(range(len(probabilities)), key=probabilities.__getitem__)
+    return replace(
+        prediction(minute),
+        task="support-triage",
+        request={"text": "my flight was cancelled"},
+        probability=probabilities[best],
+        predicted_class=best,
+        class_probabilities=probabilities,
+        explanation={"kind": "tokens", "class_index": best, "probability": 0.5, "tokens": []},
+    )
+
+
+def test_a_class_prediction_round_trips_and_takes_any_of_its_class_labels(
+    store: AppStore,
+) -> None:
+    record = class_prediction(0, [0.5, 0.125, 0.375])
+    binary = prediction(1)
+    store.add_predictions([record, binary])
+    assert store.get_prediction(record.id).record == record
+    assert store.get_prediction(binary.id).record.class_probabilities is None
+    assert store.add_feedback(feedback(record.id, 2)) == "stored"
+    assert store.get_prediction(record.id).feedback.label == 2
+    # A label past its classes is refused, whatever the batch; a binary one stays 0/1.
+    other = class_prediction(2, [0.2, 0.3, 0.5])
+    store.add_predictions([other])
+    with pytest.raises(InvalidRecord, match=r"class index 0…2, not 3"):
+        store.add_feedback_many([feedback(other.id, 0), feedback(other.id, 3)])
+    with pytest.raises(InvalidRecord, match="must be 0 or 1, not 2"):
+        store.add_feedback(feedback(binary.id, 2))
+    assert store.counts() == {"predictions": 3, "feedback": 1}
+
+
+def test_the_database_refuses_a_negative_label_itself(store: AppStore) -> None:
+    record = class_prediction(0, [0.5, 0.5, 0.0])
+    store.add_predictions([record])
+    with pytest.raises(IntegrityError, match=r"(?i)check"), store.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO feedback (prediction_id, label, source, created_at) "
+                "VALUES (:id, -1, 'sql', :at)"
+            ).bindparams(bindparam("at", type_=UTCDateTime())),
+            {"id": record.id, "at": T0},
+        )
+
+
+def test_0002_upgrades_to_0003_keeping_labels_and_downgrades_back(database_url: str) -> None:
+    """0002 → 0003 adds the class columns and widens the label check; rows and labels written
+    before keep their values. Down again, labels past 0/1 go with the classes."""
+    with AppStore(database_url) as store:
+        with store.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0002")
+        old = prediction(0)
+        with store.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO predictions (id, request_id, created_at, task, model_name, "
+                    "model_version, slot, request, probability, latency_ms, request_row, "
+                    "event_time) VALUES (:id, 'r', :at, 'flights', 'm', '1', 'stable', "
+                    ":request, 0.25, 3.5, 0, :at)"
+                ).bindparams(
+                    bindparam("at", type_=UTCDateTime()), bindparam("request", type_=JSON())
+                ),
+                {"id": old.id, "at": old.created_at, "request": old.request},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO feedback (prediction_id, label, source, created_at) "
+                    "VALUES (:id, 1, 'api', :at)"
+                ).bindparams(bindparam("at", type_=UTCDateTime())),
+                {"id": old.id, "at": T0},
+            )
+        store.migrate()
+        view = store.get_prediction(old.id)
+        assert view.feedback.label == 1 and view.record.class_probabilities is None
+        labelled = class_prediction(1, [0.1, 0.1, 0.8])
+        store.add_predictions([labelled])
+        store.add_feedback(feedback(labelled.id, 2))
+        with store.engine.begin() as connection:
+            command.downgrade(alembic_config(connection), "0002")
+            columns = {c["name"] for c in inspect(connection).get_columns("predictions")}
+        assert "class_probabilities" not in columns
+        with store.engine.connect() as connection:
+            labels = dict(
+                connection.execute(text("SELECT prediction_id, label FROM feedback")).all()
+            )
+        assert labels == {old.id: 1}
+        store.migrate()
+        assert store.get_prediction(old.id).feedback.label == 1

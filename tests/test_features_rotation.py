@@ -1,9 +1,10 @@
-"""Aircraft rotation without leakage: the previous leg's inputs recomputed by hand.
+"""Aircraft rotation without leakage: the earlier legs' inputs recomputed by hand.
 
 Definition (``e2eai.tasks.flights.rotation``): for a flight with tail number ``N`` scheduled
 at ``T``, cut-off ``C = floor_hour(T)``, its previous leg is ``N``'s flight with the latest
 scheduled departure before ``C`` (ties: the larger flight id), if scheduled within 24 h
-before ``T``. Its departure delay counts only if it departed strictly before ``C``, its
+before ``T``; its second and third previous legs are the second and third latest, under the
+same rule. A leg's departure delay counts only if it departed strictly before ``C``, its
 arrival delay only if it landed strictly before ``C``; the gap is ``T`` minus its scheduled
 departure; the slack is ``T`` minus its best-known arrival at ``C`` (actual if landed, else
 its scheduled arrival pushed back by its departure delay or by how overdue it was at ``C``,
@@ -28,11 +29,14 @@ from e2eai.tasks.flights.schema import (
     EVENT_TIMESTAMP,
     FLIGHT_ID,
     ROTATION_FEATURES,
+    ROTATION_LEGS,
     ROTATION_STATE,
+    rotation_feature_names,
 )
 
 NAMES = [f.name for f in ROTATION_FEATURES]
-GAP, DEP, ARR, SLACK = NAMES
+LEGS = range(1, ROTATION_LEGS + 1)
+GAP, DEP, ARR, SLACK = rotation_feature_names(1)
 MINUTE = pd.Timedelta(minutes=1)
 
 
@@ -44,12 +48,24 @@ def landed(flight_window_run) -> pd.DataFrame:
 
 def by_hand(legs: pd.DataFrame, departure: pd.Timestamp) -> dict[str, float]:
     """The rotation inputs of a flight at ``departure`` from its tail's raw rows ``legs``,
-    reading only what had happened before its cut-off."""
+    reading only what had happened before its cut-off: every leg's."""
     cutoff = departure.floor("h")
     before = legs[legs[EVENT_TIMESTAMP] < cutoff].sort_values([EVENT_TIMESTAMP, FLIGHT_ID])
-    if before.empty or departure - before.iloc[-1][EVENT_TIMESTAMP] > pd.Timedelta(hours=24):
-        return dict.fromkeys(NAMES, math.nan)
-    prev = before.iloc[-1]
+    values: dict[str, float] = {}
+    for leg in LEGS:
+        names = rotation_feature_names(leg)
+        if len(before) < leg or departure - before.iloc[-leg][EVENT_TIMESTAMP] > pd.Timedelta(
+            hours=24
+        ):
+            values.update(dict.fromkeys(names, math.nan))
+        else:
+            values.update(zip(names, _leg_by_hand(before.iloc[-leg], departure), strict=True))
+    return values
+
+
+def _leg_by_hand(prev: pd.Series, departure: pd.Timestamp) -> tuple[float, ...]:
+    """Gap, departure delay, arrival delay and slack from one earlier leg's raw row."""
+    cutoff = departure.floor("h")
     departed = prev["departed_at"] < cutoff
     arrived = prev["arrived_at"] < cutoff
     scheduled_arrival = prev["arrived_at"] - prev["arr_delay"] * MINUTE
@@ -58,23 +74,30 @@ def by_hand(legs: pd.DataFrame, departure: pd.Timestamp) -> dict[str, float]:
     else:
         delay = prev["dep_delay"] if departed else max((cutoff - prev[EVENT_TIMESTAMP]) / MINUTE, 0)
         arrival = max(scheduled_arrival + delay * MINUTE, cutoff)
-    return {
-        GAP: (departure - prev[EVENT_TIMESTAMP]) / MINUTE,
-        DEP: prev["dep_delay"] if departed else math.nan,
-        ARR: prev["arr_delay"] if arrived else math.nan,
-        SLACK: (departure - arrival) / MINUTE
-        - (scheduled_arrival - prev[EVENT_TIMESTAMP]) / MINUTE,
-    }
+    return (
+        (departure - prev[EVENT_TIMESTAMP]) / MINUTE,
+        prev["dep_delay"] if departed else math.nan,
+        prev["arr_delay"] if arrived else math.nan,
+        (departure - arrival) / MINUTE - (scheduled_arrival - prev[EVENT_TIMESTAMP]) / MINUTE,
+    )
 
 
 @pytest.fixture(scope="module")
 def expected(flight_window_run, landed: pd.DataFrame) -> pd.DataFrame:
-    """By-hand inputs of 600 random training rows plus every row whose previous leg the
+    """By-hand inputs of 600 random training rows, plus every row whose previous leg the
     store says was still in the air or on the ground at the cut-off (rare: the sample would
-    hold almost none)."""
+    hold almost none), plus 100 rows with a third previous leg (one flight in twenty)."""
     training = flight_window_run.training
     pending = training[training[GAP].notna() & training[ARR].isna()]
-    sample = pd.concat([training.sample(600, random_state=13), pending])
+    third_gap = rotation_feature_names(3)[0]
+    third = training[training[third_gap].notna()]
+    sample = pd.concat(
+        [
+            training.sample(600, random_state=13),
+            pending,
+            third.sample(min(len(third), 100), random_state=13),
+        ]
+    )
     sample = sample.drop_duplicates(FLIGHT_ID)
     legs = dict(tuple(landed.groupby("tailnum")))
     rows = []
@@ -123,15 +146,25 @@ def test_the_sample_covers_every_case(expected: pd.DataFrame) -> None:
     assert expected.loc[expected["in_the_air"], ARR].isna().all()
     assert (expected[SLACK] < 0).sum() >= 3  # aircraft that cannot be back on time
     assert expected[DEP].abs().gt(60).sum() >= 5  # real delays, not only zeros
+    # Earlier legs: present for fewer flights, only when the previous one is, and earlier.
+    for leg in LEGS[1:]:
+        gap, dep, arr, _ = rotation_feature_names(leg)
+        later_gap = rotation_feature_names(leg - 1)[0]
+        assert expected[gap].notna().sum() >= 50, leg
+        assert expected.loc[expected[gap].notna(), later_gap].notna().all()
+        assert (expected[gap] >= expected[later_gap]).sum() == expected[gap].notna().sum()
+        assert expected[arr].notna().sum() >= 40 and expected[dep].abs().gt(30).sum() >= 3
 
 
-def test_events_at_or_after_the_cutoff_never_count(flight_window_run, landed) -> None:
-    """Every training row: a previous leg's delay is present exactly when it departed (or
+@pytest.mark.parametrize("leg", LEGS)
+def test_events_at_or_after_the_cutoff_never_count(flight_window_run, landed, leg) -> None:
+    """Every training row: an earlier leg's delay is present exactly when it departed (or
     landed) strictly before the cut-off. Checked against the raw rows of each leg."""
+    gap, dep, arr, _ = rotation_feature_names(leg)
     training = flight_window_run.training
     cutoff = training[EVENT_TIMESTAMP].dt.floor("h")
-    with_prev = training[training[GAP].notna()]
-    prev_scheduled = with_prev[EVENT_TIMESTAMP] - with_prev[GAP].astype("float64") * MINUTE
+    with_prev = training[training[gap].notna()]
+    prev_scheduled = with_prev[EVENT_TIMESTAMP] - with_prev[gap].astype("float64") * MINUTE
     legs = landed.set_index(["tailnum", EVENT_TIMESTAMP]).sort_index()
     prev = legs.loc[list(zip(with_prev["tailnum"], prev_scheduled, strict=True))]
     prev = prev[~prev.index.duplicated(keep="last")]  # same-instant legs: data duplicates
@@ -139,13 +172,15 @@ def test_events_at_or_after_the_cutoff_never_count(flight_window_run, landed) ->
     at = cutoff.loc[with_prev.index].to_numpy()
     departed = prev["departed_at"].to_numpy() < at
     arrived = prev["arrived_at"].to_numpy() < at
-    assert (with_prev[DEP].notna().to_numpy() == departed).all()
-    assert (with_prev[ARR].notna().to_numpy() == arrived).all()
+    assert (with_prev[dep].notna().to_numpy() == departed).all()
+    assert (with_prev[arr].notna().to_numpy() == arrived).all()
     assert (prev_scheduled < cutoff.loc[with_prev.index]).all()  # never the flight itself
-    assert (~arrived).sum() >= 10
-    # Events exactly at the cut-off occur in the real rows (and count as not yet happened).
-    at_cutoff = (prev["departed_at"].to_numpy() == at) | (prev["arrived_at"].to_numpy() == at)
-    assert at_cutoff.sum() >= 1
+    assert len(with_prev) >= 100
+    if leg == 1:
+        assert (~arrived).sum() >= 10
+        # Events exactly at the cut-off occur in the real rows (and count as not yet happened).
+        at_cutoff = (prev["departed_at"].to_numpy() == at) | (prev["arrived_at"].to_numpy() == at)
+        assert at_cutoff.sum() >= 1
 
 
 def test_rewriting_the_future_changes_nothing_before_it(landed: pd.DataFrame) -> None:
@@ -179,6 +214,7 @@ def test_rewriting_the_future_changes_nothing_before_it(landed: pd.DataFrame) ->
     actual, rewritten = inputs(landed), inputs(pd.concat([future, asking]))
     _assert_same(rewritten, actual.loc[rewritten.index])
     assert actual[ARR].notna().sum() >= 5
+    assert actual[rotation_feature_names(2)[0]].notna().sum() >= 2  # earlier legs rewritten too
 
 
 def test_online_lookup_after_writes_up_to_an_hour_equals_the_offline_value(

@@ -21,7 +21,7 @@ from e2eai.pipeline.images import COMPONENT_IMAGE_NAME, DEFAULT_COMPONENT_IMAGE,
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMETERS = {
-    "data_start", "data_end", "train_start", "train_end", "family", "hpo_trials",
+    "task", "data_start", "data_end", "train_start", "train_end", "family", "hpo_trials",
     "warm_start_version", "canary_percent", "settings_json",
 }  # fmt: skip
 # A reference a registry could hold: host with port, nested path, tag and digest.

@@ -59,3 +59,13 @@ def test_an_unregistered_family_is_refused_before_any_step_runs():
 def test_a_bad_parameter_names_its_field():
     with pytest.raises(PipelineError, match=r"training\.train_start"):
         resolve_run_settings("{}", train_start="2013-13-01")
+
+
+def test_the_task_parameter_chooses_the_task_and_wins_over_the_overrides() -> None:
+    from e2eai.pipeline.steps import configure_step
+
+    settings = resolve_run_settings('{"task": "credit"}', task="fashion")
+    assert settings.task == "fashion"
+    assert resolve_run_settings('{"task": "credit"}').task == "credit"
+    with pytest.raises(PipelineError, match="unknown task 'nope'"):
+        configure_step("{}", "", "", "", "", "", -1, "nope")

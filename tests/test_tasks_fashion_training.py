@@ -15,6 +15,7 @@ import onnx
 import pandas as pd
 import pytest
 import torch
+from fashion_subset import INSTALLED, NOT_INSTALLED, subset_folder
 
 from e2eai.config import Settings, TrainingSettings
 from e2eai.export.image_onnx import (
@@ -27,7 +28,7 @@ from e2eai.export.image_onnx import (
 )
 from e2eai.tasks.fashion import DEBIAN_DIR, FashionTask
 from e2eai.tasks.fashion.data import PARTS
-from e2eai.tasks.fashion.idx import read_idx, write_idx
+from e2eai.tasks.fashion.idx import read_idx
 from e2eai.training.cnn import FashionCnn, ImageAugmentation
 from e2eai.training.cnn_family import CnnFamily, CnnParams
 from e2eai.training.families import load_model
@@ -35,27 +36,15 @@ from e2eai.training.family import FitRequest
 from e2eai.training.image_families import frame_images, frame_labels
 from e2eai.training.image_run import stratified_class_split
 
-pytestmark = pytest.mark.skipif(
-    not (DEBIAN_DIR / PARTS["train"][0]).is_file(),
-    reason=f"Debian package dataset-fashion-mnist is not installed ({DEBIAN_DIR}); "
-    "`make system-deps` installs it",
-)
+pytestmark = pytest.mark.skipif(not INSTALLED, reason=NOT_INSTALLED)
 
 SUBSET = {"train": 2000, "t10k": 500}
-
-
-def _subset_folder(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for part, rows in SUBSET.items():
-        for name in PARTS[part]:
-            write_idx(folder / name, read_idx(DEBIAN_DIR / name).values[:rows])
-    return folder
 
 
 @pytest.fixture(scope="module")
 def subset_task(tmp_path_factory) -> tuple[FashionTask, Settings]:
     root = tmp_path_factory.mktemp("fashion")
-    task = FashionTask.from_directory(_subset_folder(root / "idx"), training_rows=None)
+    task = FashionTask.from_directory(subset_folder(root / "idx", SUBSET), training_rows=None)
     settings = Settings(
         home=root / "home",
         task="fashion",
@@ -292,3 +281,31 @@ def test_params_reject_unknown_names() -> None:
         CnnParams.from_dict({"chanels": [8, 16]})
     module = FashionCnn(CnnParams(channels=(4, 8)), classes=10)
     assert module(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+# -- random search --------------------------------------------------------------------------
+
+
+def test_the_cnn_is_tuned_by_seeded_random_search_over_its_space(subset_task) -> None:
+    """``training.hpo_trials`` runs a random search (the seed's example) over the CNN's space:
+    the points tried are exactly a seeded RandomSampler's, inside the space, and the model
+    is trained with the best one."""
+    import optuna
+
+    from e2eai.training.run import run_training
+    from e2eai.training.search_space import CNN_SEARCH_SPACE, suggest
+
+    task, settings = subset_task
+    training = settings.training.model_copy(update={"hpo_trials": 3, "epochs": 1, "seed": 21})
+    tuned = settings.model_copy(update={"training": training})
+    result = run_training(tuned, task=task)
+    trials = pd.read_csv(result.model_dir / "hpo_trials.csv")
+    assert len(trials) == 3
+    expected = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=21))
+    for row in trials.itertuples():
+        point = suggest(expected.ask(), CNN_SEARCH_SPACE)
+        assert row.params_learning_rate == pytest.approx(point["learning_rate"])
+        assert row.params_augment == point["augment"]
+        assert 0.1 <= row.params_dropout <= 0.5
+    best = trials.loc[trials["value"].idxmax()]
+    assert result.params["learning_rate"] == pytest.approx(best["params_learning_rate"])

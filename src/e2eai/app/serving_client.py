@@ -4,6 +4,8 @@ Requests go as V1 instances of the task's request fields to the local router (or
 InferenceService URL on a cluster, ``settings.app.serving_url``), to the predictor's V1
 ``:explain`` route: the predictor enriches them from Feast and answers the probabilities,
 the model inputs it used and, when the model explains itself, each input's contribution.
+Image and text tasks send ``{"image": {"b64": …}}`` / ``{"text": …}`` instances and get each
+class's probability per request, with a saliency map or token attributions.
 The router's ``x-e2eai-slot`` / ``x-e2eai-version`` headers say who answered.
 """
 
@@ -39,7 +41,7 @@ class ServingRejected(E2eaiError):
 class Served:
     """The serving layer's answer to one batch of requests."""
 
-    probabilities: list[float]
+    probabilities: list[float | list[float]]  # P(positive), or each class's (multi-class)
     model_version: str
     slot: str
     latency_ms: float
@@ -109,8 +111,14 @@ class ServingClient:
         probabilities = body.get("predictions")
         if not isinstance(probabilities, list) or len(probabilities) != len(instances):
             raise ServingUnavailable("serving answered without one prediction per request")
+        try:
+            answers = [_probability_row(p) for p in probabilities]
+        except (TypeError, ValueError):
+            raise ServingUnavailable(
+                "serving answered probabilities that are not numbers"
+            ) from None
         return Served(
-            probabilities=[float(p) for p in probabilities],
+            probabilities=answers,
             model_version=response.headers.get("x-e2eai-version")
             or str(body.get("model_version") or ""),
             slot=response.headers.get("x-e2eai-slot", ""),
@@ -118,6 +126,12 @@ class ServingClient:
             features=_per_request(body.get("features"), len(instances)),
             explanations=_per_request(body.get("explanations"), len(instances)),
         )
+
+
+def _probability_row(value: Any) -> float | list[float]:
+    if isinstance(value, list):
+        return [float(p) for p in value]
+    return float(value)
 
 
 def _per_request(values: Any, n: int) -> list[dict[str, Any] | None]:

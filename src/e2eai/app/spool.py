@@ -291,6 +291,12 @@ def _record_from_json(data: dict[str, Any]) -> PredictionRecord:
         event_time=_optional_time(data.get("event_time")),
         features=_optional_object(data.get("features"), "features"),
         explanation=_optional_object(data.get("explanation"), "explanation"),
+        predicted_class=None
+        if data.get("predicted_class") is None
+        else int(data["predicted_class"]),
+        class_probabilities=None
+        if data.get("class_probabilities") is None
+        else [float(p) for p in data["class_probabilities"]],
     )
 
 

@@ -70,6 +70,15 @@ class PredictionRecord:
     features: dict[str, Any] | None = None  # model inputs used (after enrichment)
     event_time: datetime | None = None  # when the predicted event happens; None: created_at
     explanation: dict[str, Any] | None = None  # {"base_value", "contributions": [...]}
+    # Multi-class tasks: the predicted class and every class's probability (task order);
+    # ``probability`` is then the predicted class's. None for binary tasks.
+    predicted_class: int | None = None
+    class_probabilities: list[float] | None = None
+
+    @property
+    def classes(self) -> int:
+        """How many labels its feedback may take: 2 (binary) or the task's K classes."""
+        return 2 if self.class_probabilities is None else len(self.class_probabilities)
 
     def __post_init__(self) -> None:
         if self.event_time is None:  # an event without its own time happens when asked
@@ -94,7 +103,7 @@ class FeedbackRecord:
     """The ground-truth label given for one prediction."""
 
     prediction_id: str
-    label: int  # 0 | 1
+    label: int  # 0 | 1, or a multi-class prediction's class index 0…K-1
     source: str  # e.g. "api", "ui", "replay"
     created_at: datetime
 
@@ -171,7 +180,8 @@ class DatabaseUnavailable(E2eaiError):
 
 
 class InvalidRecord(E2eaiError, ValueError):
-    """A record the store refuses: naive timestamp, label other than 0/1, non-JSON detail."""
+    """A record the store refuses: naive timestamp, label that is not one of the prediction's
+    classes, non-JSON detail."""
 
 
 class InvalidQuery(E2eaiError, ValueError):
@@ -338,7 +348,8 @@ class AppStore:
         reported, not raised, and the rest are stored: a stored label is never changed. A
         prediction labelled twice in the batch keeps its first label (the second is a
         duplicate or a conflict). Raises InvalidRecord, storing nothing, if any record is
-        invalid (a label other than 0/1, a naive timestamp).
+        invalid (a label other than 0/1 — or, for a multi-class prediction, other than one of
+        its class indices —, a naive timestamp).
         """
         values = [_feedback_values(record) for record in records]
         if not values:
@@ -352,6 +363,10 @@ class AppStore:
         with self._reachable(), self._writer.begin() as connection:
             # Look up first: a label of an unknown prediction would break the foreign key.
             known = _labelled_predictions(connection, ids)
+            for value in values:  # raising here rolls the transaction back: nothing stored
+                found = known.get(value["prediction_id"])
+                if found is not None:
+                    _check_label_class(value["prediction_id"], value["label"], found.classes)
             new: dict[str, dict[str, Any]] = {}
             for value in values:
                 pid = value["prediction_id"]
@@ -545,6 +560,7 @@ class _LabelledPrediction:
     request_id: str
     request_row: int
     label: int | None  # None: no feedback yet
+    classes: int = 2  # labels it may take: 2, or a multi-class prediction's K
 
 
 def _labelled_predictions(
@@ -559,20 +575,34 @@ def _labelled_predictions(
                 PredictionRow.request_id,
                 PredictionRow.request_row,
                 FeedbackRow.label,
+                PredictionRow.class_probabilities,
             )
             .outerjoin(FeedbackRow, FeedbackRow.prediction_id == PredictionRow.id)
             .where(PredictionRow.id.in_(ids[start : start + IDS_PER_LOOKUP]))
         )
-        for pid, request_id, request_row, label in connection.execute(query):
-            found[pid] = _LabelledPrediction(request_id, request_row, label)
+        for pid, request_id, request_row, label, probabilities in connection.execute(query):
+            classes = 2 if probabilities is None else len(probabilities)
+            found[pid] = _LabelledPrediction(request_id, request_row, label, classes)
     return found
 
 
+def _check_label_class(prediction_id: str, label: int, classes: int) -> None:
+    """A label must be one of the prediction's classes (0/1 when it is binary)."""
+    if label < classes:
+        return
+    allowed = "0 or 1" if classes == 2 else f"a class index 0…{classes - 1}"
+    raise InvalidRecord(
+        f"feedback label of prediction {prediction_id} must be {allowed}, not {label!r}"
+    )
+
+
 def _feedback_values(record: FeedbackRecord) -> dict[str, Any]:
-    if isinstance(record.label, bool) or record.label not in (0, 1):
+    # The upper bound depends on the prediction (2, or its task's K classes): checked once
+    # it is looked up; what no prediction allows is refused here.
+    if isinstance(record.label, bool) or not isinstance(record.label, int) or record.label < 0:
         raise InvalidRecord(
-            f"feedback label of prediction {record.prediction_id} must be 0 or 1, "
-            f"not {record.label!r}"
+            f"feedback label of prediction {record.prediction_id} must be 0 or 1 (a class "
+            f"index 0…K-1 for a multi-class prediction), not {record.label!r}"
         )
     return {
         "prediction_id": record.prediction_id,
@@ -609,6 +639,10 @@ def _prediction_values(record: PredictionRecord) -> dict[str, Any]:
         # Parsed from the predictor's JSON answer (or the spool's): JSON already.
         "features": record.features,
         "explanation": record.explanation,
+        "predicted_class": None if record.predicted_class is None else int(record.predicted_class),
+        "class_probabilities": None
+        if record.class_probabilities is None
+        else [float(p) for p in record.class_probabilities],
     }
 
 
@@ -648,6 +682,8 @@ def _to_view(row: PredictionRow, feedback: FeedbackRow | None) -> PredictionView
             event_time=row.event_time,
             features=row.features,
             explanation=row.explanation,
+            predicted_class=row.predicted_class,
+            class_probabilities=row.class_probabilities,
         ),
         feedback=None
         if feedback is None

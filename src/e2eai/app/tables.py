@@ -68,13 +68,20 @@ class PredictionRow(Base):
     # The model inputs after enrichment, and the model's explanation (None: it gave none).
     features: Mapped[dict[str, Any] | None]
     explanation: Mapped[dict[str, Any] | None]
+    # Multi-class tasks (images, text): the predicted class's index and every class's
+    # probability, in the task's class order; None for a binary task, whose ``probability``
+    # is P(positive) (for a multi-class one it is the predicted class's).
+    predicted_class: Mapped[int | None] = mapped_column(Integer)
+    class_probabilities: Mapped[list[float] | None] = mapped_column(JSON)
 
 
 class FeedbackRow(Base):
     """The ground-truth label of one prediction; at most one per prediction."""
 
     __tablename__ = "feedback"
-    __table_args__ = (CheckConstraint("label IN (0, 1)", name="label"),)
+    # 0/1 for a binary task, the class index (0…K-1) for a multi-class one: the store checks
+    # the upper bound against the prediction's classes.
+    __table_args__ = (CheckConstraint("label >= 0", name="label"),)
 
     prediction_id: Mapped[str] = mapped_column(
         String(64), ForeignKey("predictions.id", ondelete="CASCADE"), primary_key=True

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from e2eai.lifecycle.record import LoopRecord
 
 
-_NUMBERS = {"holdout ROC-AUC", "seconds", "mean weekly ROC-AUC"}
+_NUMBERS = {"holdout ROC-AUC", "holdout accuracy", "seconds", "mean weekly ROC-AUC"}
 
 
 def register(app: typer.Typer) -> None:
@@ -153,13 +153,20 @@ def _print_summary(record: LoopRecord) -> None:
 
     console.print(f"[bold green]loop finished[/]: {escape(record.outcome)}")
     if record.models:
-        models = _table("model", "family", "trained on", "holdout ROC-AUC", "stage")
+        # Multi-class tasks are judged on accuracy (their gates' metric), binary on ROC-AUC.
+        metric = (
+            "accuracy"
+            if any("accuracy" in m["metrics"].get("model", {}) for m in record.models.values())
+            else "roc_auc"
+        )
+        title = {"accuracy": "holdout accuracy", "roc_auc": "holdout ROC-AUC"}[metric]
+        models = _table("model", "family", "trained on", title, "stage")
         for role, model in record.models.items():
             models.add_row(
                 f"{role} v{model['version']}",
                 model["family"],
                 format_window(model["training_window"]),
-                format_metric(model["metrics"].get("model", {}).get("roc_auc")),
+                format_metric(model["metrics"].get("model", {}).get(metric)),
                 model["stage"],
             )
         console.print(models)

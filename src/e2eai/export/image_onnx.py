@@ -22,10 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from e2eai.errors import ModelArtifactError
 from e2eai.export.parity import ParityReport, check_parity
 
 if TYPE_CHECKING:
+    import pandas as pd
     from torch import nn
+
+    from e2eai.config import ExportSettings
+    from e2eai.export.model_export import ExportResult
+    from e2eai.tasks import Task
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
@@ -283,3 +289,55 @@ def export_image_model(
     result = ImageExportReport(str(fp32_path), served, parity, report)
     (out_dir / "export_report.json").write_text(json.dumps(result.to_dict(), indent=1))
     return result
+
+
+def export_image_model_dir(
+    model_dir: Path,
+    holdout: pd.DataFrame,
+    out_dir: Path,
+    settings: ExportSettings,
+    task: Task,
+    calibration: pd.DataFrame | None = None,
+) -> ExportResult:
+    """:func:`e2eai.export.model_export.export_model` for an image task's model directory.
+
+    fp32 graph by the family's own exporter, parity over the holdout images, then (with
+    ``settings.quantize`` and training rows in ``calibration``) static int8 kept only within
+    :data:`MAX_ACCURACY_LOSS`; ``out_dir/model.onnx`` is the file to serve. Without
+    calibration rows there is no int8: calibrating on the holdout would leak it.
+    """
+    import shutil
+
+    from e2eai.export.model_export import SERVED_FILE, ExportResult
+    from e2eai.storage import sha256_file
+    from e2eai.training.families import family, load_model
+    from e2eai.training.image_families import ImageClassifier, frame_images, frame_labels
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = load_model(model_dir)
+    if not isinstance(model, ImageClassifier):
+        raise ModelArtifactError(f"{model_dir}: not an image classifier ({model.family})")
+    shape = tuple(getattr(task, "image_shape", (1, 28, 28)))[1:]
+    images = frame_images(holdout, shape)
+    fp32_path = family(model.family).export_onnx(model, out_dir / "model.fp32.onnx", task)
+    parity = check_parity(
+        model.family,
+        model.class_probabilities(images),
+        onnx_probabilities(session(fp32_path), images),
+        settings.parity_atol,
+    )
+    report = None
+    if settings.quantize and calibration is not None and len(calibration):
+        sample = calibration.sample(min(len(calibration), CALIBRATION_IMAGES), random_state=0)
+        y = frame_labels(holdout, task.label, int(getattr(task, "num_classes", 10)))
+        report = quantize_and_decide(fp32_path, frame_images(sample, shape), images, y)
+    served = out_dir / SERVED_FILE
+    shutil.copyfile(Path(report.int8.path) if report and report.keep else fp32_path, served)
+    return ExportResult(
+        family=model.family,
+        onnx_path=served,
+        sha256=sha256_file(served),
+        fp32_path=fp32_path,
+        parity=parity,
+        quantization=report,
+    )

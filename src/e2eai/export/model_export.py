@@ -7,7 +7,7 @@ it; the parity gate compares the graph with the family's own predictions on the 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +15,11 @@ import pandas as pd
 
 from e2eai.config import ExportSettings
 from e2eai.errors import ModelArtifactError
+from e2eai.export.image_onnx import ImageQuantizationReport
 from e2eai.export.parity import ParityReport, check_parity
 from e2eai.export.quantize import QuantizationReport, quantize_and_compare, session
 from e2eai.export.signature import onnx_proba
+from e2eai.export.text_onnx import TextQuantizationReport
 from e2eai.storage import sha256_file
 from e2eai.tasks import Task
 from e2eai.training.columns import feature_kinds, labels
@@ -38,18 +40,14 @@ class ExportResult:
     sha256: str
     fp32_path: Path
     parity: ParityReport
-    quantization: QuantizationReport | None
+    quantization: QuantizationReport | ImageQuantizationReport | TextQuantizationReport | None
 
     def summary(self) -> dict:
         q = self.quantization
+        if q is not None and not isinstance(q, QuantizationReport):  # image or text report
+            return {**self._common(), "quantized": q.keep, "quantization": asdict(q)}
         return {
-            "family": self.family,
-            "onnx_path": str(self.onnx_path),
-            "sha256": self.sha256,
-            "fp32_path": str(self.fp32_path),
-            "parity_max_abs_diff": self.parity.max_abs_diff,
-            "parity_atol": self.parity.atol,
-            "parity_rows": self.parity.rows,
+            **self._common(),
             "quantized": bool(q and q.keep),
             "quantization": None
             if q is None
@@ -66,6 +64,17 @@ class ExportResult:
                 "int8_roc_auc": q.int8_roc_auc,
                 "auc_loss": q.auc_loss,
             },
+        }
+
+    def _common(self) -> dict:
+        return {
+            "family": self.family,
+            "onnx_path": str(self.onnx_path),
+            "sha256": self.sha256,
+            "fp32_path": str(self.fp32_path),
+            "parity_max_abs_diff": self.parity.max_abs_diff,
+            "parity_atol": self.parity.atol,
+            "parity_rows": self.parity.rows,
         }
 
 
@@ -109,11 +118,21 @@ def export_model(
     out_dir: Path,
     settings: ExportSettings,
     task: Task,
+    calibration: pd.DataFrame | None = None,
 ) -> ExportResult:
     """Export, check parity over ``holdout`` (else ExportParityError), maybe quantise.
 
     ``out_dir/model.onnx`` is the file to serve: the int8 model when it was kept, else fp32.
+    ``calibration``: training rows for static int8 (image tasks; tabular int8 is dynamic).
     """
+    if task.modality == "image":
+        from e2eai.export.image_onnx import export_image_model_dir
+
+        return export_image_model_dir(model_dir, holdout, out_dir, settings, task, calibration)
+    if task.modality == "text":
+        from e2eai.export.text_onnx import export_text_model_dir
+
+        return export_text_model_dir(model_dir, holdout, out_dir, settings, task)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = load_model(model_dir)
     reference = holdout.sample(min(len(holdout), _REFERENCE_ROWS), random_state=0)

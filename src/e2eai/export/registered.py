@@ -11,6 +11,8 @@ from e2eai.errors import ModelArtifactError
 from e2eai.export.model_export import SERVED_FILE, ExportResult, export_model
 from e2eai.tasks import Task, load_task
 
+REFERENCE_FILE = "reference.parquet"
+
 
 def export_registered(
     settings: Settings, version: int | None = None, registry=None, task: Task | None = None
@@ -41,7 +43,13 @@ def export_registered(
         work = settings.home / "export" / f"v{version}"
         model_dir = fetch_model_dir(registry, version, work / "model")
         holdout = pd.read_parquet(registry.fetch_artifact(version, "holdout.parquet", work))
-        result = export_model(model_dir, holdout, work / "onnx", settings.export, task)
+        # The training sample kept for monitoring calibrates static int8 (image tasks).
+        calibration = (
+            pd.read_parquet(registry.fetch_artifact(version, REFERENCE_FILE, work))
+            if task.modality == "image" and REFERENCE_FILE in record.artifacts
+            else None
+        )
+        result = export_model(model_dir, holdout, work / "onnx", settings.export, task, calibration)
         registry.add_artifacts(version, {SERVED_FILE: result.onnx_path})
     finally:
         if own:
@@ -59,10 +67,13 @@ def export_local(
     holdout_path = holdout_path or model_dir.parent / "holdout.parquet"
     if not holdout_path.is_file():
         raise ModelArtifactError(f"{holdout_path}: no holdout Parquet to check parity on")
+    task = task or load_task(settings)
+    reference = holdout_path.with_name(REFERENCE_FILE)
     return export_model(
         model_dir,
         pd.read_parquet(holdout_path),
         model_dir.parent / "onnx",
         settings.export,
-        task or load_task(settings),
+        task,
+        pd.read_parquet(reference) if task.modality == "image" and reference.is_file() else None,
     )

@@ -58,7 +58,7 @@ def replay_through_router(
             decision = serving.analyze(apply=True)
             record.canary.append(decision.model_dump(mode="json"))
             progress(
-                f"replayed {offset + len(chunk)}/{len(rows)} flights: {decision.action} "
+                f"replayed {offset + len(chunk)}/{len(rows)} requests: {decision.action} "
                 f"({decision.weight_before}% → {decision.weight_after}%)"
             )
             if decision.action in ("promote", "rollback"):

@@ -55,6 +55,15 @@ def _champion_and_challenger(settings: Settings, task: Task) -> tuple[Settings, 
     )
 
 
+def _family_name(settings: Settings, task: Task) -> str:
+    """The family the run trains (multi-class tasks default to their own first family)."""
+    if task.modality == "tabular":
+        return settings.training.family
+    from e2eai.training.multiclass_run import chosen_family_name
+
+    return chosen_family_name(settings, task)
+
+
 def train_in_process(settings: Settings, warm_start_from: int | None) -> TrainingOutcome:
     """The stages as plain library calls, in this process."""
     from e2eai.export.registered import export_registered
@@ -90,6 +99,11 @@ def _data_summary(settings: Settings) -> dict[str, Any]:
     return {**{k: report[k] for k in keys}, "quality_report": str(quality.with_suffix(".html"))}
 
 
+_BINARY_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier")
+_SUMMARY_METRICS = (*_BINARY_METRICS, "accuracy", "macro_f1")
+"""Holdout metrics a run's summary carries per model (multi-class ones when present)."""
+
+
 def _model_summary(settings: Settings, version: int, run_dir: Path) -> dict[str, Any]:
     """Metrics, windows, plots and the holdout of a registered version, for the report."""
     from e2eai.registry import ModelRegistry
@@ -109,7 +123,7 @@ def _model_summary(settings: Settings, version: int, run_dir: Path) -> dict[str,
         "family": record.family,
         "stage": str(record.stage),
         "metrics": {
-            name: {k: m.get(k) for k in ("roc_auc", "pr_auc", "log_loss", "brier")}
+            name: {k: m.get(k) for k in _SUMMARY_METRICS if k in m or k in _BINARY_METRICS}
             for name, m in holdout_metrics.items()
         },
         "training_window": record.lineage["training_window"],
@@ -134,15 +148,15 @@ def run_loop(
     record = LoopRecord(run_dir=settings.home / "loop" / stamp)
     record.run_dir.mkdir(parents=True, exist_ok=True)
     record.data["task"] = task.name
-    t = settings.training
     champion_settings, challenger_settings, champion_on, challenger_on = _champion_and_challenger(
         settings, task
     )
 
     started = time.perf_counter()
+    features = "Feast" if task.feature_views else "features"
     progress(
-        f"1/4 champion ({task.name}): data → Feast → train {t.family} on {champion_on} "
-        "→ gates → ONNX → register"
+        f"1/4 champion ({task.name}): data → {features} → train "
+        f"{_family_name(settings, task)} on {champion_on} → gates → ONNX → register"
     )
     champion = train(champion_settings, None)
     record.data.update(_data_summary(settings))

@@ -65,11 +65,12 @@ def resolve_run_settings(
     train_end: str = "",
     family: str = "",
     hpo_trials: int = -1,
+    task: str = "",
 ) -> Settings:
     """Settings of a run: ``settings_json`` overrides plus the pipeline's own parameters.
 
     Empty strings and ``hpo_trials < 0`` mean "keep the setting". Explicit pipeline parameters
-    win over the same field in ``settings_json``.
+    win over the same field in ``settings_json``; ``task`` chooses the registered task.
     """
     params: dict[str, Any] = {"data": {}, "training": {}}
     for section, key, value in (
@@ -83,6 +84,8 @@ def resolve_run_settings(
             params[section][key] = value
     if hpo_trials >= 0:
         params["training"]["hpo_trials"] = hpo_trials
+    if task:
+        params["task"] = task
     merged = _deep_merge(parse_overrides(settings_json), {k: v for k, v in params.items() if v})
     return settings_from_json(json.dumps(merged))
 

@@ -78,6 +78,7 @@ def configure_step(
     train_end: str,
     family: str,
     hpo_trials: int,
+    task: str = "",
 ) -> str:
     """Validate the run's parameters and return the complete settings every step receives."""
     settings = resolve_run_settings(
@@ -88,6 +89,7 @@ def configure_step(
         train_end=train_end,
         family=family,
         hpo_trials=hpo_trials,
+        task=task,
     )
     from e2eai.errors import TrainingConfigError
     from e2eai.tasks import load_task
@@ -99,7 +101,12 @@ def configure_step(
     except TrainingConfigError as exc:
         raise PipelineError(f"training.family: {exc}") from exc
     holdout_end = t.train_end + timedelta(days=t.holdout_days)
-    timed = load_task(settings).time_based  # also: the task exists and its file is valid
+    from e2eai.tasks import TaskError
+
+    try:
+        timed = load_task(settings).time_based  # also: the task exists and its file is valid
+    except TaskError as exc:
+        raise PipelineError(f"task: {exc}") from exc
     if timed and (t.train_start < settings.data.start or holdout_end > settings.data.end):
         raise PipelineError(
             f"training window {t.train_start}..{t.train_end} plus {t.holdout_days} holdout days "
@@ -382,7 +389,6 @@ def evaluate_step(
     import pandas as pd
     from sklearn.metrics import confusion_matrix, roc_curve
 
-    from e2eai.pipeline.reports import failed_gate_reasons, gates_markdown, training_report_html
     from e2eai.pipeline.trained_model import load_training_result
     from e2eai.tasks import load_task
     from e2eai.training.columns import labels
@@ -392,13 +398,18 @@ def evaluate_step(
     task = load_task(settings)
     result = load_training_result(Path(model.path))
     for name, values in result.metrics.items():
-        for key in ("roc_auc", "pr_auc", "log_loss", "brier", "f1"):
+        for key in ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "accuracy", "macro_f1"):
             if values.get(key) is not None:
                 metrics.log_metric(f"{name}_{key}", float(values[key]))
     for gate in result.gates:
         metrics.log_metric(f"gate_{gate.name}", 1.0 if gate.passed else 0.0)
     metrics.log_metric("gates_passed", 1.0 if result.passed else 0.0)
 
+    if task.modality != "tabular":  # multi-class: the confusion matrix the run computed
+        matrix = result.metrics["model"]["confusion_matrix"]
+        names = list(getattr(task, "classes", ())) or [str(k) for k in range(len(matrix))]
+        roc.log_confusion_matrix(names, matrix)
+        return _publish_gates(result, report, gates)
     holdout = pd.read_parquet(result.holdout_path)
     y = labels(holdout, task.label, "holdout")
     p = load_model(result.model_dir).predict_proba(holdout)
@@ -410,6 +421,12 @@ def evaluate_step(
     predicted = (p >= settings.gates.decision_threshold).astype(int)
     matrix = confusion_matrix(y, predicted, labels=[0, 1]).tolist()
     roc.log_confusion_matrix([f"not_{task.positive_name}", task.positive_name], matrix)
+    return _publish_gates(result, report, gates)
+
+
+def _publish_gates(result: Any, report: ArtifactLike, gates: ArtifactLike) -> bool:
+    """The evaluate step's HTML report and gate verdicts; whether every gate passed."""
+    from e2eai.pipeline.reports import failed_gate_reasons, gates_markdown, training_report_html
 
     Path(report.path).write_text(training_report_html(result))
     Path(gates.path).write_text(gates_markdown(result))
@@ -435,10 +452,15 @@ def export_step(
     from e2eai.tasks import load_task
 
     settings = settings_from_json(settings_json)
+    task = load_task(settings)
     result = load_training_result(Path(model.path))
     holdout = pd.read_parquet(result.holdout_path)
+    reference = result.extra_artifacts.get("reference.parquet")  # calibrates image int8
+    calibration = (
+        pd.read_parquet(reference) if task.modality == "image" and reference is not None else None
+    )
     exported = export_model(
-        result.model_dir, holdout, Path(onnx_model.path), settings.export, load_task(settings)
+        result.model_dir, holdout, Path(onnx_model.path), settings.export, task, calibration
     )
     summary = exported.summary()
     metrics.log_metric("parity_max_abs_diff", float(summary["parity_max_abs_diff"]))

@@ -19,6 +19,8 @@ from kserve.errors import InvalidInput
 
 from e2eai.errors import InvalidInferenceRequest, ServingError
 from e2eai.export.explanation import CONTRIBUTIONS, Explanation, read_explanation
+from e2eai.serving.image_inputs import ImageInputs
+from e2eai.serving.text_inputs import TextInputs
 from e2eai.serving.validation import InputSpec, ModelInputs, Tensor, model_input_specs
 
 if TYPE_CHECKING:
@@ -42,11 +44,21 @@ class RejectedRequest(InvalidInput):
 class OnnxModel:
     """An ONNX Runtime session over a contract-conforming model (one input per feature)."""
 
-    def __init__(self, path: Path, specs: tuple[InputSpec, ...]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        specs: tuple[InputSpec, ...],
+        output: str = OUTPUT_NAME,
+        graph_inputs: dict[str, str] | None = None,
+    ) -> None:
+        """``graph_inputs`` (name → ONNX type): the graph's inputs when they are not the
+        task's features (a text encoder's token ids); None: one input per spec."""
         import onnxruntime as ort
 
         self.path = Path(path)
         self.specs = specs
+        self.output = output
+        self.graph_inputs = graph_inputs
         options = ort.SessionOptions()
         # One thread each: the server process owns one core; ORT's pool would fight uvicorn.
         options.intra_op_num_threads = 1
@@ -66,6 +78,14 @@ class OnnxModel:
 
     def _check_contract(self) -> None:
         graph_inputs = {i.name: i.type for i in self.session.get_inputs()}
+        if self.graph_inputs is not None:
+            if graph_inputs != self.graph_inputs:
+                raise ServingError(
+                    f"{self.path}: ONNX inputs {graph_inputs} are not {self.graph_inputs}"
+                )
+            if self.output not in {o.name for o in self.session.get_outputs()}:
+                raise ServingError(f"{self.path}: ONNX graph has no output {self.output!r}")
+            return
         for spec in self.specs:
             expected = "tensor(float)" if spec.kind == "numeric" else "tensor(string)"
             if spec.name not in graph_inputs:
@@ -78,13 +98,13 @@ class OnnxModel:
         extra = sorted(set(graph_inputs) - {s.name for s in self.specs})
         if extra:
             raise ServingError(f"{self.path}: ONNX inputs not in the task's schema: {extra}")
-        if OUTPUT_NAME not in {o.name for o in self.session.get_outputs()}:
-            raise ServingError(f"{self.path}: ONNX graph has no output {OUTPUT_NAME!r}")
+        if self.output not in {o.name for o in self.session.get_outputs()}:
+            raise ServingError(f"{self.path}: ONNX graph has no output {self.output!r}")
 
     def predict(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        """P(positive) per row, float32 of shape [N]."""
-        (probability,) = self.session.run([OUTPUT_NAME], feed)
-        return np.asarray(probability, dtype=np.float32).reshape(-1)
+        """P(positive) per row, float32 ``[N]``; a multi-class graph's ``[N, K]`` as it is."""
+        (probability,) = self.session.run([self.output], feed)
+        return _probability_rows(probability)
 
     def predict_explained(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(P(positive) [N], contributions [N, K]) from one run; the graph must explain."""
@@ -93,6 +113,13 @@ class OnnxModel:
             np.asarray(probability, dtype=np.float32).reshape(-1),
             np.asarray(contributions, dtype=np.float32),
         )
+
+
+def _probability_rows(values: Any) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float32)
+    if array.ndim == 2 and array.shape[1] > 1:
+        return array  # class probabilities
+    return array.reshape(-1)
 
 
 def resolve_model_path(
@@ -136,21 +163,55 @@ class OnnxPredictor(Model):
         self.model_path = Path(model_path)
         self.model_version = model_version
         self.max_batch_rows = max_batch_rows
-        self.enricher = enricher
         self.specs = model_input_specs(task)
-        self.inputs = ModelInputs(self.specs)
+        self.image_shape: tuple[int, int, int] | None = None
+        self.classes = 0  # 0: one probability per row (binary); K: class probabilities
+        self.inputs: ModelInputs | ImageInputs | TextInputs
+        self.text = task.modality == "text"
+        if self.text:
+            self.classes = int(getattr(task, "num_classes", 0))
+            self.inputs = TextInputs(self.specs[0].name, int(getattr(task, "max_chars", 1000)))
+            enricher = None  # the message arrives whole: nothing to look up
+        elif task.modality == "image":
+            self.image_shape = tuple(getattr(task, "image_shape", (1, 28, 28)))  # type: ignore[assignment]
+            self.classes = int(getattr(task, "num_classes", 0))
+            self.inputs = ImageInputs(self.specs[0].name, self.image_shape)
+            enricher = None  # the image arrives whole: nothing to look up
+        else:
+            self.inputs = ModelInputs(self.specs)
+        self.enricher = enricher
         self.onnx: OnnxModel | None = None
 
     def load(self) -> bool:
-        self.onnx = OnnxModel(self.model_path, self.specs)
+        from e2eai.export.image_onnx import OUTPUT_NAME as IMAGE_OUTPUT
+
+        if self.text:
+            from e2eai.serving.text_inputs import tokenizer_of
+
+            tokens = {"input_ids": "tensor(int64)", "attention_mask": "tensor(int64)"}
+            self.onnx = OnnxModel(self.model_path, self.specs, "probabilities", tokens)
+            metadata = self.onnx.session.get_modelmeta().custom_metadata_map
+            self.inputs.tokenizer = tokenizer_of(  # type: ignore[union-attr]
+                metadata, self.model_path.parent / f"{self.model_path.stem}.tokenizer"
+            )
+        else:
+            output = IMAGE_OUTPUT if self.image_shape is not None else OUTPUT_NAME
+            self.onnx = OnnxModel(self.model_path, self.specs, output)
         self.ready = True
         return self.ready
 
     def get_input_types(self) -> list[dict[str, Any]]:
+        if self.text:
+            return [{"name": self.specs[0].name, "datatype": "BYTES", "shape": [-1]}]
+        if self.image_shape is not None:
+            return [
+                {"name": self.specs[0].name, "datatype": "FP32", "shape": [-1, *self.image_shape]}
+            ]
         return [{"name": s.name, "datatype": s.v2_datatype, "shape": [-1, 1]} for s in self.specs]
 
     def get_output_types(self) -> list[dict[str, Any]]:
-        outputs = [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1]}]
+        shape = [-1, self.classes] if self.classes else [-1]
+        outputs = [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": shape}]
         if self.explanation is not None:
             width = len(self.explanation.features)
             outputs.append({"name": CONTRIBUTIONS, "datatype": "FP32", "shape": [-1, width]})
@@ -200,8 +261,37 @@ class OnnxPredictor(Model):
 
         Each explanation is ``{"base_value", "contributions": [{"feature", "contribution"}]}``,
         largest first by size, where the contributions add up with the base value to the
-        row's logit; ``explanations`` is null for a graph without them.
+        row's logit; ``explanations`` is null for a graph without them. Image models explain
+        by occlusion instead: per image the predicted class and a saliency map at the image's
+        resolution (:mod:`e2eai.serving.saliency`); ``features`` is then left out (it would
+        only repeat the pixels).
         """
+        if self.text:
+            from e2eai.serving.saliency import token_occlusion
+
+            assert self.onnx is not None, "load() first"
+            probability = self.run(feed)
+            answer = self.v1_response(probability)
+            answer["explanations"] = token_occlusion(
+                self.onnx.predict,
+                feed,
+                probability,
+                self.inputs.tokenizer.id_to_token,  # type: ignore[union-attr]
+            )
+            return answer
+        if self.image_shape is not None:
+            from e2eai.serving.saliency import occlusion_saliency
+
+            assert self.onnx is not None, "load() first"
+            images = next(iter(feed.values()))
+            probability = self.run(feed)
+            answer = self.v1_response(probability)
+            answer["explanations"] = occlusion_saliency(
+                lambda batch: self.onnx.predict({self.specs[0].name: batch}),  # type: ignore[union-attr]
+                images,
+                probability,
+            )
+            return answer
         probability, contributions = self.run_explained(feed)
         answer = self.v1_response(probability)
         answer["features"] = feature_rows(feed)
@@ -318,5 +408,7 @@ def _input_values(column: np.ndarray | None) -> list[Any] | None:
     """A feed column as JSON-ready values: NaN and "" (missing) become None."""
     if column is None:
         return None
+    if column.ndim > 2:  # an image per row: its nested intensities
+        return column.tolist()
     values = column.reshape(-1).tolist()
     return [None if v == "" or (isinstance(v, float) and v != v) else v for v in values]

@@ -17,8 +17,9 @@ canary is deployed is also sent, concurrently and marked ``x-e2eai-shadow: 1``, 
 other slot: the traffic weight still decides whose answer the client gets and whose latency
 and errors count for its slot, but both models score every request, so feedback yields
 *paired* rows ``(p_stable, p_canary, label)`` for the anytime-valid comparison of
-:mod:`e2eai.serving.sequential`. The client never waits for the shadow; a shadow that fails
-only counts as a shadow error.
+:mod:`e2eai.serving.sequential` (for a multi-class model, ``p`` is the probability each
+model gave the labelled class and ``label`` is 1: see :func:`_scored`). The client never
+waits for the shadow; a shadow that fails only counts as a shadow error.
 
 A client that repeats a request id with the same request gets the stored answer instead of a
 second inference; the same id with another method, path or body is a conflict (409). The
@@ -617,10 +618,11 @@ class Router:
 
     async def handle_feedback(self, request: web.Request) -> web.Response:
         """Attach ground-truth labels to answered predictions:
-        ``[{request_id, labels: [0|1…], rows?: [i…]}]``.
+        ``[{request_id, labels: [0|1…], rows?: [i…]}]`` (class indices 0…K-1 for a
+        multi-class model).
 
         Only ids the router answered since the samples were last reset, each row once: one
-        0/1 label per predicted probability, or with ``rows`` the labels of those rows of the
+        label per predicted row, or with ``rows`` the labels of those rows of the
         request (a batch's predictions labelled one by one, as outcomes arrive). The answer
         counts what was not applied and why.
         """
@@ -647,11 +649,12 @@ class Router:
                 counts["invalid"] += 1
                 continue
             rows = list(range(len(probabilities))) if rows is None else rows
+            classes = _classes(probabilities)
             if (
                 len(labels) != len(rows)
                 or len(set(rows)) != len(rows)
                 or not all(0 <= r < len(probabilities) for r in rows)
-                or not all(type(y) is int and y in (0, 1) for y in labels)
+                or not all(type(y) is int and 0 <= y < classes for y in labels)
             ):
                 counts["invalid"] += 1
                 continue
@@ -660,12 +663,14 @@ class Router:
                 counts["duplicate"] += 1
                 continue
             served.labelled.update(r for r, _ in fresh)
-            self.stats[served.slot].scored.extend((probabilities[r], y) for r, y in fresh)
+            self.stats[served.slot].scored.extend(_scored(probabilities[r], y) for r, y in fresh)
             shadowed = served.shadow_probabilities(len(probabilities))
-            if shadowed is not None:
+            if shadowed is not None and _classes(shadowed) == classes:
                 pair = (probabilities, shadowed)
                 stable, canary = pair if served.slot == "stable" else pair[::-1]
-                self.paired.extend((stable[r], canary[r], y) for r, y in fresh)
+                for r, y in fresh:
+                    (p_stable, label), (p_canary, _) = _scored(stable[r], y), _scored(canary[r], y)
+                    self.paired.append((p_stable, p_canary, label))
             counts["matched"] += 1
         return web.json_response(counts)
 
@@ -719,8 +724,25 @@ def _replay(request_id: str, served: ServedReply) -> web.Response:
     return web.Response(status=200, body=served.payload, headers=headers)
 
 
-def _probabilities(payload: bytes) -> list[float] | None:
-    """The predicted probabilities of a V1 or V2 JSON answer; None for anything else."""
+def _classes(probabilities: list[Any]) -> int:
+    """How many labels a prediction's rows can take: 2 (one P(positive) per row) or K."""
+    first = probabilities[0] if probabilities else None
+    return len(first) if isinstance(first, list) else 2
+
+
+def _scored(probability: float | list[float], label: int) -> tuple[float, int]:
+    """A labelled row as ``(p, y)`` for the samples: a binary row as it is; a multi-class
+    row as the probability given to its labelled class, with ``y = 1``, so that the paired
+    Brier difference compares ``(1 - p_label)²``, each model's squared shortfall on the
+    true class (bounded in [0, 1] like the binary Brier score)."""
+    if isinstance(probability, list):
+        return float(probability[label]), 1
+    return float(probability), label
+
+
+def _probabilities(payload: bytes) -> list[Any] | None:
+    """The predicted probabilities of a V1 or V2 JSON answer (a float per row, or a list of
+    class probabilities per row for a ``[N, K]`` output); None for anything else."""
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError:
@@ -728,6 +750,7 @@ def _probabilities(payload: bytes) -> list[float] | None:
     if not isinstance(body, dict):
         return None
     values: Any = body.get("predictions")
+    width = 0  # > 1: class probabilities, flattened row by row
     if values is None:
         outputs = body.get("outputs")
         if not isinstance(outputs, list) or not outputs:
@@ -736,12 +759,26 @@ def _probabilities(payload: bytes) -> list[float] | None:
             (o for o in outputs if isinstance(o, dict) and o.get("name") == "probability"),
             outputs[0],
         )
-        values = output.get("data") if isinstance(output, dict) else None
+        if not isinstance(output, dict):
+            return None
+        values, shape = output.get("data"), output.get("shape")
+        if isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int):
+            width = shape[1] if shape[1] > 1 else 0
+    elif isinstance(values, list) and values and isinstance(values[0], list):  # V1 [N, K]
+        width = len(values[0])
+        if width < 2 or not all(isinstance(row, list) and len(row) == width for row in values):
+            return None
+        values = [v for row in values for v in row]
     if not isinstance(values, list):
         return None
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         return None
-    return [float(v) for v in values]
+    floats = [float(v) for v in values]
+    if width:
+        if len(floats) % width:
+            return None
+        return [floats[i : i + width] for i in range(0, len(floats), width)]
+    return floats
 
 
 def _feedback_items(params: dict[str, Any]) -> list[tuple[str, list[Any], list[int] | None]]:

@@ -2,9 +2,9 @@
 
 The process's task is chosen once, by the settings: ``E2EAI_TASK=<registered name>`` or
 ``E2EAI_TASK_FILE=<path>`` (``--task`` / ``--task-file`` on the CLI). Registered names are
-the built-in tasks written in Python (``flights``, ``fashion``) and the task files shipped in
-``e2eai/tasks/files/`` (``credit``). :func:`load_task` is what every stage calls when it is
-not handed a task.
+the built-in tasks written in Python (``flights``, ``fashion``, ``support-triage``) and the
+task files shipped in ``e2eai/tasks/files/`` (``credit``). :func:`load_task` is what every
+stage calls when it is not handed a task.
 """
 
 from __future__ import annotations
@@ -40,7 +40,17 @@ def _fashion(settings: Settings) -> Task:
     return FashionTask.from_settings(settings)
 
 
-BUILTIN: dict[str, Callable[[Settings], Task]] = {"flights": _flights, "fashion": _fashion}
+def _support_triage(settings: Settings) -> Task:
+    from e2eai.tasks.support_triage import SupportTriageTask
+
+    return SupportTriageTask.from_settings(settings)
+
+
+BUILTIN: dict[str, Callable[[Settings], Task]] = {
+    "flights": _flights,
+    "fashion": _fashion,
+    "support-triage": _support_triage,
+}
 """Tasks written in Python, by name."""
 
 

@@ -72,6 +72,10 @@ class Task(ABC):
     baselines: tuple[str, ...] = BASELINES
     crosses: tuple[tuple[str, str], ...] = ()
     """Feature pairs the Wide & Deep family's wide path sees as hashed crosses."""
+    sequence: tuple[tuple[str, ...], ...] = ()
+    """Numeric features that form a sequence, one tuple per step, the earliest first, every
+    step the same fields in the same order (a plane's earlier legs of the day): what the
+    recurrent family (``torch_gru``) reads step by step. Empty: the task has none."""
     gates: tuple[tuple[str, float], ...] = ()
     """The task's own gate margins (``baseline_margin``, ``champion_tolerance``): used where
     the settings leave ``gates.<name>`` unset."""
@@ -79,8 +83,9 @@ class Task(ABC):
     """A word for the positive class in reports and the app (``delayed``, ``bad``)."""
 
     modality: ClassVar[str] = "tabular"
-    """What one input is: ``tabular`` (a row of the feature columns, binary label) or
-    ``image`` (a tensor; multi-class label; trained by :mod:`e2eai.training.image_run`)."""
+    """What one input is: ``tabular`` (a row of the feature columns, binary label),
+    ``image`` (a tensor) or ``text`` (a message); images and text have a multi-class label
+    and train by :mod:`e2eai.training.multiclass_run`."""
 
     # -- the schema, derived ---------------------------------------------------------------
 
@@ -240,3 +245,31 @@ class Task(ABC):
     def requests_from_frame(self, frame: pd.DataFrame) -> dict[str, Sequence[Any]]:
         """Rows of a training frame in the shape of prediction requests (for replays)."""
         return {f.name: frame[f.name].tolist() for f in self.request_fields}
+
+
+class WholeInputTask(Task):
+    """A task whose one input arrives whole with the request (an image, a message): no
+    feature store, nothing to look up. Its feature steps run and do nothing: an empty
+    sources folder, nothing registered, nothing materialized; the request is the input."""
+
+    def feature_repo(self, settings: Settings) -> Path:
+        return settings.home / "feature_repos" / self.name
+
+    def build_feature_tables(self, settings: Settings) -> FeatureTables:
+        repo = self.feature_repo(settings)
+        (repo / "data").mkdir(parents=True, exist_ok=True)  # no sources: an empty folder
+        return FeatureTables(repo=repo, rows={})
+
+    def apply_features(self, settings: Settings) -> AppliedRepo:
+        from e2eai.features.store import AppliedRepo
+
+        return AppliedRepo(entities=[], feature_views=[], feature_services=[])
+
+    def materialize_window(self, settings: Settings) -> tuple[date, date]:
+        return date(2000, 1, 1), date(2000, 1, 1)
+
+    def online_model_columns(
+        self, settings: Settings, requests: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        name = self.features[0].name
+        return {name: requests[name]}

@@ -27,7 +27,7 @@ augmented and the exported graph carries no randomness. Per image, independently
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,7 @@ from e2eai.training.image_families import (
     task_classes,
 )
 from e2eai.training.model_io import read_info, write_info
+from e2eai.training.search_space import CNN_SEARCH_SPACE
 from e2eai.training.torch_family import TorchFamily
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
     from e2eai.tasks import Task
+    from e2eai.training.hpo import HpoResult
     from e2eai.training.torch_job import TorchJob
 
 WEIGHTS_FILE = "cnn.pt"
@@ -129,6 +131,8 @@ class CnnFamily(TorchFamily):
     name = "cnn"
     title = "CNN"
     model_files = (WEIGHTS_FILE, SPEC_FILE)
+    supports_warm_start = True
+    search_space = CNN_SEARCH_SPACE
 
     # -- what the worker asks ------------------------------------------------------------
 
@@ -173,12 +177,73 @@ class CnnFamily(TorchFamily):
     # -- what the stages ask ---------------------------------------------------------------
 
     def fit(self, request: FitRequest) -> FittedModel:
+        return self._fit(request, CnnParams.from_dict(request.overrides), None)
+
+    def warm_start(self, request: FitRequest, parent_dir: Path) -> FittedModel:
+        """Continue a registered CNN on the request's rows: same architecture and
+        hyper-parameters, its weights as the starting point (the worker loads them before the
+        first epoch; early stopping then keeps the best epoch, which may be the parent's own
+        weights after one pass if the new rows teach nothing)."""
+        parent = self.load(parent_dir)
+        classes = task_classes(request.task)
+        if parent.classes != classes:
+            raise TrainingConfigError(
+                f"{parent_dir}: the parent CNN predicts {parent.classes} classes, "
+                f"task {request.task.name!r} has {classes}"
+            )
+        init = request.work_dir / "init_weights.pt"
+        request.work_dir.mkdir(parents=True, exist_ok=True)
+        if not init.exists():  # keep the bytes a checkpoint's fingerprint was taken from
+            import shutil
+
+            shutil.copyfile(parent_dir / WEIGHTS_FILE, init)
+        fitted = self._fit(request, parent.params, init)
+        fitted.params["warm_start"] = True
+        write_info(fitted.model_dir, self.name, request.task, fitted.params)
+        return fitted
+
+    def search(
+        self,
+        request: FitRequest,
+        out_dir: Path,
+        n_trials: int | None,
+        timeout_seconds: float | None,
+    ) -> HpoResult:
+        """Random search over :data:`CNN_SEARCH_SPACE` (one worker per trial), pruned on the
+        per-epoch validation accuracy; the point the seed's random search example names."""
+        from e2eai.training.hpo import run_study
+
+        def objective(point: dict[str, Any], trial_dir: Path, report: Any) -> float:
+            trial = replace(request, work_dir=trial_dir, overrides=point)
+            params = CnnParams.from_dict(point)
+            fitted = self._fit(trial, params, None, workers=1, on_epoch_end=report)
+            assert fitted.torch_summary is not None
+            return fitted.torch_summary.best_validation_auc
+
+        return run_study(
+            objective,
+            CNN_SEARCH_SPACE,
+            out_dir,
+            seed=request.training.seed,
+            n_trials=n_trials,
+            timeout_seconds=timeout_seconds,
+            study_name="e2eai-cnn",
+            sampler="random",
+        )
+
+    def _fit(
+        self,
+        request: FitRequest,
+        params: CnnParams,
+        init: Path | None,
+        workers: int | None = None,
+        on_epoch_end: Any = None,
+    ) -> FittedModel:
         from e2eai.training.torch_training import fit_torch
 
         task = request.task
         classes = task_classes(task)
         shape = tuple(getattr(task, "image_shape", (1, 28, 28)))
-        params = CnnParams.from_dict(request.overrides)
         data_dir = request.work_dir / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         paths = {}
@@ -199,7 +264,9 @@ class CnnFamily(TorchFamily):
             paths["validation"],
             request.work_dir,
             request.training,
-            request.training.workers,
+            workers or request.training.workers,
+            init_weights=init,
+            on_epoch_end=on_epoch_end,
         )
         model_dir = Path(summary.model_dir)
         recorded = asdict(params) | {

@@ -43,9 +43,6 @@ log = logging.getLogger(__name__)
 EpochCallback = Callable[[int, float], None]
 """Called after each epoch with (epoch, validation metric); may raise to abort (HPO pruning)."""
 
-_EVALUATION_BATCH = 4096
-"""Rows per forward pass when evaluating a dataset that is not held as whole tensors."""
-
 _MIN_IMPROVEMENT = 1e-4
 
 
@@ -87,11 +84,11 @@ def _scheduler(
     )
 
 
-def _batches(dataset: Dataset) -> list[list[torch.Tensor]]:
-    """The whole dataset as one batch when it is held as tensors, else in chunks."""
+def _batches(dataset: Dataset, rows: int) -> list[list[torch.Tensor]]:
+    """The whole dataset as one batch when it is held as tensors, else in chunks of ``rows``."""
     if isinstance(dataset, TensorDataset):
         return [list(dataset.tensors)]
-    return list(DataLoader(dataset, batch_size=_EVALUATION_BATCH))
+    return list(DataLoader(dataset, batch_size=rows))
 
 
 MIN_STEPS_PER_EPOCH = 32
@@ -113,7 +110,7 @@ def evaluate(family: TorchFamily, module: nn.Module, dataset: Dataset) -> tuple[
     """(loss, metric) of ``module`` on ``dataset`` in eval mode."""
     module.eval()
     logits, targets = [], []
-    for *inputs, target in _batches(dataset):
+    for *inputs, target in _batches(dataset, family.evaluation_batch):
         logits.append(module(*inputs))
         targets.append(target)
     all_logits, all_targets = torch.cat(logits), torch.cat(targets)

@@ -1,7 +1,10 @@
 """The model families e2eai can train, by name, and loading a model directory by its family.
 
-Built in: ``torch_mlp`` (Wide & Deep MLP, DDP, HPO, warm start), ``hist_gb`` and ``logreg``
-(scikit-learn); for image tasks ``cnn`` (DDP) and its baseline ``pixel_logreg``.
+Built in: ``torch_mlp`` (Wide & Deep MLP, DDP, HPO, warm start), ``torch_gru`` (Wide & Deep
+with a GRU over a task's sequence, DDP), ``hist_gb`` and ``logreg``
+(scikit-learn); for image tasks ``cnn`` (DDP) and its baseline ``pixel_logreg``; for text
+tasks ``minilm_finetune`` (DDP, HPO, warm start) and its baselines ``tfidf_logreg`` and
+``minilm_frozen_logreg``.
 ``register_family`` adds one (a text encoder): every stage then trains, evaluates, exports
 and warm-starts it through the :class:`Family` interface.
 """
@@ -18,10 +21,14 @@ from e2eai.training.torch_family import TorchFamily
 
 BUILTIN: tuple[str, ...] = (
     "e2eai.training.mlp_family:WideDeepFamily",
+    "e2eai.training.gru_family:RecurrentWideDeepFamily",
     "e2eai.training.sklearn_families:HistGradientBoostingFamily",
     "e2eai.training.sklearn_families:LogisticRegressionFamily",
     "e2eai.training.cnn_family:CnnFamily",
     "e2eai.training.image_families:PixelLogisticRegressionFamily",
+    "e2eai.training.minilm_families:MiniLmFinetuneFamily",
+    "e2eai.training.minilm_families:FrozenMiniLmLogisticFamily",
+    "e2eai.training.text_families:TfidfLogisticRegressionFamily",
 )
 """The built-in families, by where they live: loaded on the first lookup, so the registry
 stands below the families (and the DDP worker they train with) instead of beside them."""

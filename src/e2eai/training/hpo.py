@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from e2eai.training.search_space import ParamSpec, suggest
 
@@ -45,8 +45,11 @@ def run_study(
     n_trials: int | None,
     timeout_seconds: float | None,
     study_name: str,
+    sampler: Literal["tpe", "random"] = "tpe",
 ) -> HpoResult:
     """Search ``space``; each trial runs ``objective`` in ``out_dir/trial-NNN-<digest>``.
+
+    ``sampler``: Optuna's TPE (the default) or plain random search (seeded either way).
 
     The directory is named by the point too, so a re-run resumes a trial only with the same
     point. A trial whose reported metric falls below the median of earlier trials at the
@@ -69,7 +72,9 @@ def run_study(
 
     study = optuna.create_study(
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=optuna.samplers.RandomSampler(seed=seed)
+        if sampler == "random"
+        else optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
         study_name=study_name,
     )

@@ -17,13 +17,14 @@ import time
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from e2eai.errors import ModelArtifactError, TrainingConfigError, TrainingDataError
 from e2eai.training.family import Family, FitRequest, FittedModel, LoadedModel
 from e2eai.training.model_io import read_info, write_info
+from e2eai.training.multiclass_model import MulticlassModel, frame_labels, task_classes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,18 +59,10 @@ def as_model_input(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, dtype=np.float32)
 
 
-def frame_labels(frame: pd.DataFrame, label: str, classes: int) -> np.ndarray:
-    """The class labels as int64, checked against ``range(classes)``."""
-    if label not in frame.columns:
-        raise TrainingDataError(f"an image frame needs the label column {label!r}")
-    y = frame[label].to_numpy()
-    if len(y) and not np.isin(y, np.arange(classes)).all():
-        raise TrainingDataError(f"label {label!r} has values outside 0–{classes - 1}")
-    return y.astype(np.int64)
-
-
-class ImageClassifier(LoadedModel):
+class ImageClassifier(MulticlassModel):
     """A loaded image model: model input ``[N, 1, 28, 28]`` → class probabilities ``[N, K]``."""
+
+    modality: ClassVar[str] = "image"
 
     @property
     def input_kinds(self) -> dict[str, Kind]:
@@ -82,20 +75,6 @@ class ImageClassifier(LoadedModel):
     def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """P(class) ``[N, K]`` for the images of an image frame."""
         return self.class_probabilities(frame_images(frame))
-
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        raise TrainingConfigError(
-            f"the {self.family} model classifies images into several classes: use "
-            "class_probabilities (there is no single positive class)"
-        )
-
-
-def task_classes(task: Task) -> int:
-    """How many classes an image task has (its ``classes``)."""
-    classes = getattr(task, "classes", None)
-    if not classes:
-        raise TrainingConfigError(f"task {task.name!r} is not an image classification task")
-    return len(classes)
 
 
 @dataclass

@@ -1,276 +1,38 @@
-"""Training for image-classification tasks: split, fit the CNN and the pixel baseline, gate.
+"""Training for image-classification tasks: the multi-class run, under the image names.
 
-What :func:`e2eai.training.run.run_training` does for tabular tasks, for a task whose
-``modality`` is ``image`` (``run_training`` hands such tasks here, so ``e2eai train`` and
-the pipeline step are unchanged): a seeded split by rows stratified on the class, the
-baseline and the chosen family fitted on the training part (early stopping on the
-validation part), every model scored on the holdout — accuracy, macro-F1, per-class recall,
-log-loss, multi-class Brier, macro one-vs-rest ROC-AUC — and two gates on holdout accuracy:
-beat the baseline by the task's ``baseline_margin``, trail the registered champion by at
-most ``champion_tolerance``. The result is a :class:`~e2eai.training.run.TrainingResult`,
-so registration (:func:`e2eai.training.registration.register_candidate`) is shared.
+Image tasks (``modality`` ``image``) train through :mod:`e2eai.training.multiclass_run`,
+which text tasks share: a seeded split by rows stratified on the class, the chosen family
+(the CNN) and the pixel baseline, holdout metrics, and gates on holdout accuracy (the
+task's ``gate_metric`` default). This module keeps the names the image code and its tests
+use.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from e2eai.config import Settings
-from e2eai.errors import TrainingConfigError, TrainingDataError
-from e2eai.jsonable import to_jsonable
 from e2eai.tasks import Task
-from e2eai.training.champion import current_champion
-from e2eai.training.families import family
-from e2eai.training.family import FitRequest, FittedModel, LoadedModel
-from e2eai.training.gates import GateResult
-from e2eai.training.image_families import (
-    ImageClassifier,
-    frame_images,
-    frame_labels,
-    task_classes,
+from e2eai.training.multiclass_run import (
+    ClassSplit,
+    classification_metrics,
+    plot_confusion,
+    run_multiclass_training,
+    stratified_class_split,
 )
-from e2eai.training.run import TrainingResult, write_split_files
+from e2eai.training.run import TrainingResult
 
-PARTS = ("train", "validation", "holdout")
+ImageSplit = ClassSplit
 
-
-@dataclass(frozen=True)
-class ImageSplit:
-    """Train, validation and holdout rows of an image task, and how they were drawn."""
-
-    train: pd.DataFrame
-    validation: pd.DataFrame
-    holdout: pd.DataFrame
-    details: dict[str, Any]
-
-
-def stratified_class_split(
-    frame: pd.DataFrame,
-    label: str,
-    row_id: str,
-    holdout_fraction: float,
-    validation_fraction: float,
-    seed: int,
-    pool_fraction: float = 1.0,
-    max_train_rows: int | None = None,
-) -> ImageSplit:
-    """Seeded shuffle per class into holdout, validation and train (multi-class).
-
-    Per class: the first ``holdout_fraction`` of its shuffled rows are held out, then
-    ``validation_fraction`` of the rest validate; of the remaining training rows the first
-    ``pool_fraction`` are kept, and at most ``max_train_rows`` over all classes (each class
-    keeps the same share). Rows are ordered by ``row_id`` first, so the split does not depend
-    on the frame's order, and a smaller training part is a subset of a larger one.
-    """
-    for name, value in (
-        ("holdout_fraction", holdout_fraction),
-        ("validation_fraction", validation_fraction),
-    ):
-        if not 0 < value < 1:
-            raise TrainingDataError(f"training.{name}={value} is not in (0, 1)")
-    frame = frame.sort_values(row_id, kind="stable").reset_index(drop=True)
-    y = frame[label].to_numpy()
-    rng = np.random.default_rng(seed)
-    per_class: dict[Any, dict[str, np.ndarray]] = {}
-    pool_rows = 0
-    for cls in np.unique(y):
-        rows = np.flatnonzero(y == cls)
-        rows = rows[rng.permutation(len(rows))]
-        n_holdout = round(len(rows) * holdout_fraction)
-        rest = rows[n_holdout:]
-        n_validation = round(len(rest) * validation_fraction)
-        per_class[cls] = {
-            "holdout": rows[:n_holdout],
-            "validation": rest[:n_validation],
-            "train": rest[n_validation:],
-        }
-        pool_rows += len(rest) - n_validation
-    share = pool_fraction
-    if max_train_rows is not None and pool_rows * pool_fraction > max_train_rows:
-        share = max_train_rows / pool_rows
-    chosen: dict[str, list[np.ndarray]] = {name: [] for name in PARTS}
-    for parts in per_class.values():
-        for name in PARTS:
-            rows = parts[name]
-            if name == "train":
-                rows = rows[: math.floor(len(rows) * share)]
-            chosen[name].append(rows)
-    out = {
-        name: frame.iloc[np.sort(np.concatenate(chosen[name]))].reset_index(drop=True)
-        for name in PARTS
-    }
-    for name, part in out.items():
-        if part[label].nunique() < 2:
-            raise TrainingDataError(
-                f"stratified split: the {name} part has {len(part)} rows and fewer than two "
-                f"classes (the frame has {len(frame)} rows)"
-            )
-    return ImageSplit(
-        train=out["train"],
-        validation=out["validation"],
-        holdout=out["holdout"],
-        details={
-            "policy": "stratified",
-            "label": label,
-            "seed": seed,
-            "fractions": {"holdout": holdout_fraction, "validation": validation_fraction},
-            "pool_rows": pool_rows,
-            "train_share_of_pool": round(share, 6),
-            "max_train_rows": max_train_rows,
-            "rows": {name: len(part) for name, part in out.items()},
-        },
-    )
-
-
-def classification_metrics(
-    y: np.ndarray, probabilities: np.ndarray, class_names: tuple[str, ...] | list[str]
-) -> dict[str, Any]:
-    """Holdout metrics of a multi-class model from its class probabilities."""
-    from sklearn import metrics as skm
-
-    classes = np.arange(len(class_names))
-    predicted = probabilities.argmax(axis=1)
-    onehot = np.eye(len(classes))[y]
-    recall = skm.recall_score(y, predicted, labels=classes, average=None, zero_division=0)
-    try:
-        roc_auc = float(
-            skm.roc_auc_score(y, probabilities, multi_class="ovr", average="macro", labels=classes)
-        )
-    except ValueError:  # a class absent from a tiny holdout
-        roc_auc = None
-    return {
-        "rows": len(y),
-        "accuracy": float(skm.accuracy_score(y, predicted)),
-        "macro_f1": float(skm.f1_score(y, predicted, labels=classes, average="macro")),
-        "log_loss": float(skm.log_loss(y, probabilities, labels=classes)),
-        "brier": float(np.mean(np.sum((probabilities - onehot) ** 2, axis=1))),
-        "roc_auc": roc_auc,
-        "pr_auc": float(skm.average_precision_score(onehot, probabilities, average="macro")),
-        "recall_by_class": {name: float(r) for name, r in zip(class_names, recall, strict=True)},
-        "confusion_matrix": skm.confusion_matrix(y, predicted, labels=classes).tolist(),
-    }
-
-
-def accuracy_baseline_gate(
-    model_accuracy: float, baseline_accuracy: float, margin: float, baseline: str
-) -> GateResult:
-    """The candidate must beat the baseline's holdout accuracy by ``margin`` (a fraction)."""
-    lead = model_accuracy - baseline_accuracy
-    passed = lead >= margin - 1e-12
-    verb = "beats" if passed else "does not beat"
-    return GateResult(
-        name="beats_" + "_".join(baseline.lower().split()),
-        passed=passed,
-        observed={
-            "model_accuracy": model_accuracy,
-            "baseline_accuracy": baseline_accuracy,
-            "lead": lead,
-        },
-        threshold=margin,
-        message=f"candidate accuracy {model_accuracy:.4f} {verb} {baseline} "
-        f"{baseline_accuracy:.4f} by the required {margin:.4f} (lead {lead:+.4f})",
-    )
-
-
-def accuracy_champion_gate(
-    model_accuracy: float,
-    champion_accuracy: float | None,
-    tolerance: float,
-    champion_version: int | None,
-) -> GateResult:
-    """The candidate may trail the champion's accuracy (same holdout) by ``tolerance``."""
-    if champion_accuracy is None:
-        return GateResult(
-            name="not_worse_than_champion",
-            passed=True,
-            observed={"model_accuracy": model_accuracy, "champion_accuracy": None},
-            threshold=tolerance,
-            message="no champion: nothing to compare against",
-        )
-    gap = model_accuracy - champion_accuracy
-    passed = gap >= -tolerance - 1e-12
-    verdict = "is not worse than" if passed else "is worse than"
-    return GateResult(
-        name="not_worse_than_champion",
-        passed=passed,
-        observed={
-            "model_accuracy": model_accuracy,
-            "champion_accuracy": champion_accuracy,
-            "gap": gap,
-            "champion_version": champion_version,
-        },
-        threshold=tolerance,
-        message=f"candidate accuracy {model_accuracy:.4f} {verdict} champion "
-        f"v{champion_version} {champion_accuracy:.4f} beyond tolerance {tolerance:.4f} "
-        f"(gap {gap:+.4f})",
-    )
-
-
-def plot_confusion(matrix: list[list[int]], class_names: list[str], path: Path) -> Path:
-    """The holdout confusion matrix, rows normalised (recall per class on the diagonal)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    counts = np.asarray(matrix, dtype=float)
-    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(7, 6))
-    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(len(class_names)), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(len(class_names)):
-        for j in range(len(class_names)):
-            if counts[i, j]:
-                ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=7)
-    fig.colorbar(image, ax=ax, label="share of the true class")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _image_model(model: LoadedModel) -> ImageClassifier:
-    if not isinstance(model, ImageClassifier):
-        raise TrainingConfigError(
-            f"the {model.family} family is not an image classifier: image tasks train "
-            "image families only"
-        )
-    return model
-
-
-def chosen_family_name(settings: Settings, task: Task) -> str:
-    """``training.family`` when it was set, else the task's first family (the CNN)."""
-    t = settings.training
-    if "family" not in t.model_fields_set:
-        return task.families[0]
-    if t.family not in task.families:
-        raise TrainingConfigError(
-            f"training.family {t.family!r} does not apply to task {task.name!r}; its "
-            f"families: {', '.join(task.families)}"
-        )
-    return t.family
-
-
-def _run_id(frame: pd.DataFrame, settings: Settings, name: str, task: Task) -> str:
-    """Same images + same settings → same run directory (a re-run resumes its checkpoint)."""
-    digest = hashlib.sha256()
-    digest.update(pd.util.hash_pandas_object(frame[[task.row_id, task.label]]).to_numpy())
-    digest.update(str(frame.attrs.get("raw_snapshot")).encode())
-    digest.update(settings.training.model_dump_json().encode())
-    digest.update(f"{name}:{getattr(task, 'training_rows', None)}".encode())
-    return f"{name}-{digest.hexdigest()[:12]}"
+__all__ = [
+    "ImageSplit",
+    "classification_metrics",
+    "plot_confusion",
+    "run_image_training",
+    "stratified_class_split",
+]
 
 
 def run_image_training(
@@ -280,109 +42,5 @@ def run_image_training(
     warm_start_from: int | None = None,
     run_dir: Path | None = None,
 ) -> TrainingResult:
-    """Train the image task's chosen family and its baselines; evaluate on the holdout; gate."""
-    t = settings.training
-    if warm_start_from is not None:
-        raise TrainingConfigError(f"warm start is not available for image task {task.name!r}")
-    if t.hpo_trials > 0:
-        raise TrainingConfigError(
-            f"hyper-parameter search is not available for image task {task.name!r} yet"
-        )
-    name = chosen_family_name(settings, task)
-    chosen = family(name)
-    class_names = list(getattr(task, "classes", ()))
-    classes = task_classes(task)
-    if frame is None:
-        frame = task.training_set(settings)
-    split = stratified_class_split(
-        frame,
-        task.label,
-        task.row_id,
-        t.holdout_fraction,
-        t.validation_fraction,
-        t.seed,
-        t.pool_fraction,
-        getattr(task, "training_rows", None),
-    )
-    run_dir = run_dir or settings.home / "training" / _run_id(frame, settings, name, task)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    holdout_path, reference_path = write_split_files(split, run_dir, t.seed)
-
-    def request(work_dir: Path) -> FitRequest:
-        return FitRequest(task, split.train, split.validation, t, work_dir)
-
-    models: dict[str, ImageClassifier] = {}
-    fit_params: dict[str, dict[str, Any]] = {}
-    for baseline_name in task.baselines:
-        baseline = family(baseline_name)
-        done = baseline.fit(request(run_dir / "baselines" / baseline_name))
-        models[baseline_name] = _image_model(baseline.load(done.model_dir))
-        fit_params[baseline_name] = done.params
-    fitted: FittedModel = chosen.fit(request(run_dir))
-    models["model"] = _image_model(chosen.load(fitted.model_dir))
-
-    y = frame_labels(split.holdout, task.label, classes)
-    images = frame_images(split.holdout, tuple(getattr(task, "image_shape", (1, 28, 28)))[1:])
-    metrics = {
-        key: classification_metrics(y, model.class_probabilities(images), class_names)
-        for key, model in models.items()
-    }
-    for key, params in fit_params.items():
-        metrics[key]["fit_seconds"] = params.get("fit_seconds")
-    if fitted.torch_summary is not None:
-        metrics["model"]["fit_seconds"] = round(fitted.torch_summary.train_seconds, 2)
-
-    champion = current_champion(settings, run_dir / "champion")
-    champion_accuracy, champion_version = None, None
-    # A champion of another modality (a model name reused across tasks) is no comparison.
-    if champion is not None and isinstance(champion.model, ImageClassifier):
-        metrics["champion"] = classification_metrics(
-            y, champion.model.class_probabilities(images), class_names
-        )
-        champion_accuracy, champion_version = metrics["champion"]["accuracy"], champion.version
-    reference = family(task.baselines[0])
-    gates = [
-        accuracy_baseline_gate(
-            metrics["model"]["accuracy"],
-            metrics[reference.name]["accuracy"],
-            task.gate_threshold(settings, "baseline_margin"),
-            reference.title,
-        ),
-        accuracy_champion_gate(
-            metrics["model"]["accuracy"],
-            champion_accuracy,
-            task.gate_threshold(settings, "champion_tolerance"),
-            champion_version,
-        ),
-    ]
-    plots = {
-        "confusion_matrix": plot_confusion(
-            metrics["model"]["confusion_matrix"],
-            class_names,
-            run_dir / "plots" / "confusion_matrix.png",
-        )
-    }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=to_jsonable))
-    (run_dir / "gates.json").write_text(json.dumps([asdict(g) for g in gates], indent=1))
-    return TrainingResult(
-        family=name,
-        run_dir=run_dir,
-        model_dir=fitted.model_dir,
-        holdout_path=holdout_path,
-        metrics=metrics,
-        gates=gates,
-        plots=plots,
-        params=fitted.params,
-        training_window={"rows": len(split.train), **split.details},
-        holdout_window={"rows": len(split.holdout), "fraction": t.holdout_fraction, "seed": t.seed},
-        task=task.name,
-        split=split.details,
-        raw_snapshot=frame.attrs.get("raw_snapshot"),
-        champion_version=champion_version,
-        torch_summary=fitted.torch_summary,
-        extra_artifacts={
-            "metrics.json": run_dir / "metrics.json",
-            "gates.json": run_dir / "gates.json",
-            "reference.parquet": reference_path,
-        },
-    )
+    """Train the image task's chosen family and its baseline; evaluate on the holdout; gate."""
+    return run_multiclass_training(settings, task, frame, warm_start_from, run_dir)

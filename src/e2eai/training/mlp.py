@@ -23,9 +23,13 @@ from e2eai.training.tabular_spec import TabularSpec
 
 
 class TabularMLP(nn.Module):
-    """Logit of P(positive) from numeric values [N, F] and category indices [N, C]."""
+    """Logit of P(positive) from numeric values [N, F] and category indices [N, C].
 
-    def __init__(self, spec: TabularSpec) -> None:
+    ``extra_deep_width``: width of what :meth:`deep_extras` adds to the deep part's input (a
+    subclass's sequence encoder); the plain model adds nothing.
+    """
+
+    def __init__(self, spec: TabularSpec, extra_deep_width: int = 0) -> None:
         super().__init__()
         p = spec.params
         t = spec.numeric_transform()
@@ -69,6 +73,7 @@ class TabularMLP(nn.Module):
             nn.init.zeros_(self.wide_dense.bias)
         layers: list[nn.Module] = []
         width_in = len(spec.numeric) + len(indicator) + p.embedding_dim * len(spec.categorical)
+        width_in += extra_deep_width
         for _ in range(p.depth):
             layers += [nn.Linear(width_in, p.hidden_width), nn.ReLU(), nn.Dropout(p.dropout)]
             width_in = p.hidden_width
@@ -137,7 +142,8 @@ class TabularMLP(nn.Module):
     def _prepare(
         self, numeric: torch.Tensor, categories: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """(imputed numerics, normalised numerics + missing indicators, deep embeddings)."""
+        """(imputed numerics, normalised numerics + missing indicators, the deep part's
+        embeddings and extras)."""
         missing = torch.isnan(numeric)
         x = filled = torch.where(missing, self.fill, numeric)
         x = torch.minimum(torch.maximum(x, self.lower), self.upper)
@@ -145,7 +151,13 @@ class TabularMLP(nn.Module):
         x = (x - self.mean) / self.std
         indicators = missing.index_select(1, self.indicator_index).to(x.dtype)
         embedded = [emb(categories[:, j]) for j, emb in enumerate(self.embeddings)]
+        embedded += self.deep_extras(numeric, x)
         return filled, torch.cat([x, indicators], dim=1), embedded
+
+    def deep_extras(self, numeric: torch.Tensor, normalised: torch.Tensor) -> list[torch.Tensor]:
+        """More inputs of the deep part, [N, width] each, from the raw numerics (NaN =
+        missing) and their imputed, clipped and standardised values: none here."""
+        return []
 
     def _bins(self, clipped: torch.Tensor) -> torch.Tensor:
         return (clipped.unsqueeze(-1) > self.bin_edges).sum(dim=-1) + self.bin_offset

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from e2eai.tasks import Task
     from e2eai.training.ddp_loop import EpochCallback
     from e2eai.training.hpo import HpoResult
+    from e2eai.training.search_space import ParamSpec
     from e2eai.training.torch_job import TorchJob, TorchRunSummary
 
 WEIGHTS_FILE = "model.pt"
@@ -116,7 +117,7 @@ class WideDeepFamily(TorchFamily):
     title = "Wide & Deep MLP"
     model_files = (WEIGHTS_FILE, SPEC_FILE)
     supports_warm_start = True
-    search_space = SEARCH_SPACE
+    search_space: ClassVar[tuple[ParamSpec, ...] | None] = SEARCH_SPACE
 
     # -- the family ----------------------------------------------------------------------------
 
@@ -231,13 +232,17 @@ class WideDeepFamily(TorchFamily):
         import torch
         from torch.utils.data import TensorDataset
 
-        spec = TabularSpec.load(Path(job.spec_path))
+        spec = self.tabular_spec(job)
         frame = pd.read_parquet(path)
         numeric, indices = spec.encode(frame)
         y = labels(frame, job.label, path).astype(np.float32)
         return TensorDataset(
             torch.from_numpy(numeric), torch.from_numpy(indices), torch.from_numpy(y)
         )
+
+    def tabular_spec(self, job: TorchJob) -> TabularSpec:
+        """The job's description of the inputs (vocabularies, statistics) the rows encode by."""
+        return TabularSpec.load(Path(job.spec_path))
 
     def parameter_groups(self, module: Any, job: TorchJob) -> list[dict[str, Any]]:
         """Wide and deep parts at their own learning rates; frozen embeddings left out.

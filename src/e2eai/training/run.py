@@ -15,7 +15,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -109,7 +109,17 @@ REFERENCE_ROWS = 20_000
 """Training rows kept with a version as monitoring's reference (``reference.parquet``)."""
 
 
-def write_split_files(split: DataSplit, run_dir: Path, seed: int) -> tuple[Path, Path]:
+class RowParts(Protocol):
+    """A split's training and holdout rows (a time/row ``DataSplit`` or a class split)."""
+
+    @property
+    def train(self) -> pd.DataFrame: ...
+
+    @property
+    def holdout(self) -> pd.DataFrame: ...
+
+
+def write_split_files(split: RowParts, run_dir: Path, seed: int) -> tuple[Path, Path]:
     """Write the run's ``holdout.parquet`` and ``reference.parquet`` (what monitoring
     compares served traffic with: a seeded sample of at most ``REFERENCE_ROWS`` of the rows
     the model learnt on); returns both paths."""
@@ -162,7 +172,7 @@ def search_family(task: Task, name: str) -> Family:
     return chosen
 
 
-def _fit_chosen(
+def fit_chosen(
     settings: Settings,
     chosen: Family,
     request: FitRequest,
@@ -220,10 +230,10 @@ def run_training(
     with the same data and settings resumes an interrupted torch run.
     """
     task = task or load_task(settings)
-    if task.modality == "image":  # multi-class images: their own metrics and gates
-        from e2eai.training.image_run import run_image_training
+    if task.modality in ("image", "text"):  # multi-class: their own metrics and gates
+        from e2eai.training.multiclass_run import run_multiclass_training
 
-        return run_image_training(settings, task, frame, warm_start_from, run_dir)
+        return run_multiclass_training(settings, task, frame, warm_start_from, run_dir)
     t = settings.training
     chosen = training_family(task, t.family)
     if warm_start_from is not None and not chosen.supports_warm_start:
@@ -254,13 +264,13 @@ def run_training(
     hpo: HpoResult | None = None
     for baseline in baselines:
         if baseline.name == chosen.name and plain:
-            fitted, hpo = _fit_chosen(settings, chosen, request(run_dir), warm_start_from)
+            fitted, hpo = fit_chosen(settings, chosen, request(run_dir), warm_start_from)
             models[baseline.name] = chosen.load(fitted.model_dir)
             continue
         done = baseline.fit(request(run_dir / "baselines" / baseline.name))
         models[baseline.name] = baseline.load(done.model_dir)
     if fitted is None:
-        fitted, hpo = _fit_chosen(settings, chosen, request(run_dir), warm_start_from)
+        fitted, hpo = fit_chosen(settings, chosen, request(run_dir), warm_start_from)
         models["model"] = chosen.load(fitted.model_dir)
     else:
         models["model"] = models[chosen.name]

@@ -1,9 +1,10 @@
 """Hyper-parameter search spaces, defined once as data.
 
 A family's ``search_space`` is a tuple of ``ParamSpec``; ``SEARCH_SPACE`` is the torch_mlp
-family's. Optuna samples from it here; on a cluster the same specs render as the
-``parameters`` of a Katib Experiment (``katib_parameters``), so the two searches cannot
-drift apart. Names are fields of ``TrainingSettings`` (and of the family's parameters).
+family's, ``TEXT_SEARCH_SPACE`` the text encoder's. Optuna samples from it here; on a
+cluster the same specs render as the ``parameters`` of a Katib Experiment
+(``katib_parameters``), so the two searches cannot drift apart. Names are fields of
+``TrainingSettings`` (and of the family's parameters).
 """
 
 from __future__ import annotations
@@ -39,6 +40,27 @@ SEARCH_SPACE: tuple[ParamSpec, ...] = (
     # searched: its edges are learned with the spec, once, before the trials.)
     ParamSpec("deep_lr_factor", "float", 0.03, 1.0, log=True),
 )
+
+
+TEXT_SEARCH_SPACE: tuple[ParamSpec, ...] = (
+    # Fine-tuning a pre-trained encoder: rates around 5e-5, a few epochs (each costs minutes
+    # on CPU), and how much of a message is read (tweets fit in 64 word pieces).
+    ParamSpec("learning_rate", "float", 1e-5, 2e-4, log=True),
+    ParamSpec("epochs", "int", 1, 3),
+    ParamSpec("max_length", "categorical", choices=(32, 48, 64)),
+)
+"""The ``minilm_finetune`` family's space (names of its ``MiniLmParams``)."""
+
+
+CNN_SEARCH_SPACE: tuple[ParamSpec, ...] = (
+    # The CNN's optimiser and regularisation, and whether to augment (off by default: it
+    # helped none of the short runs measured; a search with more epochs may say otherwise).
+    ParamSpec("learning_rate", "float", 5e-4, 5e-3, log=True),
+    ParamSpec("dropout", "float", 0.1, 0.5),
+    ParamSpec("weight_decay", "float", 1e-5, 1e-3, log=True),
+    ParamSpec("augment", "categorical", choices=(False, True)),
+)
+"""The ``cnn`` family's space (names of its ``CnnParams``), searched at random."""
 
 
 def suggest(trial: Any, space: tuple[ParamSpec, ...] = SEARCH_SPACE) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from e2eai.training.family import Family
 
@@ -33,6 +33,9 @@ class TorchFamily(Family):
     """A family trained by the DDP worker: binary logits, BCE loss, ROC-AUC by default."""
 
     trains_with_ddp = True
+    evaluation_batch: ClassVar[int] = 4096
+    """Rows per forward pass when the worker scores a dataset not held as whole tensors
+    (a text encoder's attention over thousands of messages needs GBs at once)."""
 
     @abstractmethod
     def params_from_dict(self, raw: dict[str, Any]) -> Any:

@@ -26,8 +26,10 @@ export function humanize(name) {
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
-/** The words for a label: 1 is the task's positive class ("delayed"), 0 its negation. */
+/** The words for a label: a multi-class task's class name; for a binary task 1 is its
+ * positive class ("delayed"), 0 its negation. */
 export function outcomeName(task, label) {
+  if (task?.classes) return task.classes[label] ?? `Class ${label}`;
   const positive = task?.positive_name ?? "positive";
   const negative = task?.negative_name ?? `not ${positive}`;
   return humanize(label === 1 ? positive : negative);

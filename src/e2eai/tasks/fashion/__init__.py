@@ -11,14 +11,13 @@ CNN (``cnn``) and the pixel baseline (``pixel_logreg``), trained by
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from e2eai.schema import Feature, RequestField
-from e2eai.tasks.base import FeatureTables, Task
+from e2eai.tasks.base import WholeInputTask
 from e2eai.tasks.fashion.data import (
     CLASSES,
     HEIGHT,
@@ -31,12 +30,10 @@ from e2eai.tasks.fashion.data import (
 )
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
     from e2eai.config import Settings
     from e2eai.data.prepare import PreparedData
-    from e2eai.features.store import AppliedRepo
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 """Where ``dataset-fashion-mnist`` installs the IDX files (``dpkg -L dataset-fashion-mnist``)."""
@@ -62,7 +59,7 @@ def _image_feature() -> Feature:
 
 
 @dataclass(frozen=True)
-class FashionTask(Task):
+class FashionTask(WholeInputTask):
     """Fashion-MNIST classification: one image in, one of ten classes out."""
 
     directory: Path = DEBIAN_DIR
@@ -109,7 +106,10 @@ class FashionTask(Task):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FashionTask:
-        return cls.from_directory(DEBIAN_DIR)
+        """Debian's files, or the folder ``data.source`` names when it is one (IDX files
+        with the same names: a subset, another copy)."""
+        source = Path(settings.data.source)
+        return cls.from_directory(source if source.is_dir() else DEBIAN_DIR)
 
     @property
     def num_classes(self) -> int:
@@ -144,24 +144,3 @@ class FashionTask(Task):
     ) -> pd.DataFrame:
         """Every accepted image (id, label, class name, source, 784 pixel bytes)."""
         return prepared_images(settings)
-
-    # -- no feature store: the image arrives whole with the request ----------------------
-
-    def feature_repo(self, settings: Settings) -> Path:
-        return settings.home / "feature_repos" / self.name
-
-    def build_feature_tables(self, settings: Settings) -> FeatureTables:
-        return FeatureTables(repo=self.feature_repo(settings), rows={})
-
-    def apply_features(self, settings: Settings) -> AppliedRepo:
-        from e2eai.tasks import TaskError
-
-        raise TaskError("task 'fashion' has no feature store: its input is the image itself")
-
-    def materialize_window(self, settings: Settings) -> tuple[date, date]:
-        return date(2000, 1, 1), date(2000, 1, 1)
-
-    def online_model_columns(
-        self, settings: Settings, requests: Mapping[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
-        return {IMAGE: requests[IMAGE]}

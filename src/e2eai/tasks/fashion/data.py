@@ -48,6 +48,7 @@ from e2eai.data.prepare import (
 from e2eai.data.snapshot import write_snapshot
 from e2eai.storage import open_store
 from e2eai.tasks.fashion.idx import IdxFormatError, read_idx
+from e2eai.tasks.fashion.quality import write_image_quality_report
 
 HEIGHT = WIDTH = 28
 CLASSES: tuple[str, ...] = (
@@ -243,6 +244,9 @@ def prepare_fashion(directory: Path, settings: Settings) -> PreparedData:
             },
         }
         (staging / "quality.json").write_text(json.dumps(report, indent=1))
+        write_image_quality_report(
+            report, images[valid].astype(np.uint8), labels[valid], quarantine, CLASSES, staging
+        )
         write_manifest(staging, snapshot.id, snapshot.manifest_uri)
     final = settings.data_dir / PREPARED
     return PreparedData(

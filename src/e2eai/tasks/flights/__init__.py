@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from e2eai.tasks.base import FeatureTables, Task
+from e2eai.tasks.base import FAMILIES, FeatureTables, Task
 from e2eai.tasks.flights import schema
 
 if TYPE_CHECKING:
@@ -69,23 +69,22 @@ class FlightTask(Task):
             feature_service=schema.FEATURE_SERVICE,
             slices=("carrier", "origin"),
             crosses=CROSSES,
+            sequence=schema.ROTATION_SEQUENCE,
+            families=(*FAMILIES, "torch_gru"),
             positive_name="delayed",
             windows_hours=windows,
             rate_prior=settings.features.rate_prior,
         )
 
     def data_sources(self, settings: Settings) -> dict[str, str]:
-        from e2eai.tasks.flights.sources import PACKAGED, PACKAGED_FILES, packaged_data_dir
+        from e2eai.tasks.flights.sources import PACKAGED, source_files
 
-        packaged = packaged_data_dir()
-        sources = {
-            name: str(packaged / name)
-            for name in PACKAGED_FILES
-            if name != "flights.csv.zip" or settings.data.source == PACKAGED
+        packaged = set(source_files(PACKAGED).values())
+        # A packaged table is named by its file (flights.csv.zip), any other by its table.
+        return {
+            Path(uri).name if uri in packaged else name: uri
+            for name, uri in source_files(settings.data.source).items()
         }
-        if settings.data.source != PACKAGED:
-            sources["flights"] = settings.data.source
-        return sources
 
     def prepare_data(self, settings: Settings) -> PreparedData:
         from e2eai.tasks.flights.prepare import prepare_flights

@@ -143,7 +143,7 @@ def model_input_columns(
             columns[name] = calendar[name]
             continue
         if origin == "rotation":
-            if rotation is None:  # the four inputs come from one derivation
+            if rotation is None:  # the rotation inputs come from one derivation
                 rotation = rotation_inputs(departure, _present(features, rows))
             columns[name] = rotation[name]
             continue

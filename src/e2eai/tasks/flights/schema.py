@@ -50,6 +50,11 @@ ROTATION_VIEW = "aircraft_rotation"
 ROTATION_WINDOW = timedelta(days=1)
 """A previous New York departure is the aircraft's previous leg only within this span."""
 
+ROTATION_LEGS = 3
+"""New York legs of the aircraft's day the rotation inputs describe: the previous one and up
+to two before it (about half the flights have a previous leg in the window, a sixth a second
+one, one in twenty a third; a fourth is rarer than one in a hundred)."""
+
 FEATURE_VIEWS: tuple[FeatureView, ...] = (
     FeatureView(
         "origin_weather_hourly",
@@ -94,8 +99,9 @@ FEATURE_VIEWS: tuple[FeatureView, ...] = (
         # A row is stamped after its leg's scheduled departure, so one older than the
         # window describes a leg too old to count: the TTL loses nothing.
         ROTATION_WINDOW,
-        "The aircraft's latest New York departure as known at each hour: its schedule, and "
-        "its departure and arrival delays once it had departed and landed.",
+        f"The aircraft's latest New York departures (up to {ROTATION_LEGS}) as known at each hour: "
+        "their schedules, and their departure and arrival delays once they had departed "
+        "and landed.",
     ),
 )
 
@@ -118,7 +124,7 @@ class StoredField:
 
     The task derives model inputs from it together with the request (the aircraft's last
     leg's schedule becomes minutes before *this* flight). ``int64`` keeps instants exact:
-    float32 epoch seconds would be off by minutes.
+    float32 epoch seconds would be off by minutes. Earlier legs' instants may be null.
     """
 
     name: str
@@ -127,53 +133,110 @@ class StoredField:
     view: str
 
 
-ROTATION_STATE: tuple[StoredField, ...] = (
-    StoredField(
-        "last_leg_scheduled_departure", "int64",
-        "Scheduled departure of the aircraft's latest New York departure, UTC epoch seconds.",
-        ROTATION_VIEW,
-    ),
-    StoredField(
-        "last_leg_scheduled_arrival", "int64",
-        "Its scheduled arrival at its destination, UTC epoch seconds.", ROTATION_VIEW,
-    ),
-    StoredField(
-        "last_leg_dep_delay", "float32",
-        "Its departure delay in minutes; null until it has departed.", ROTATION_VIEW,
-    ),
-    StoredField(
-        "last_leg_arr_delay", "float32",
-        "Its arrival delay in minutes; null until it has landed.", ROTATION_VIEW,
-    ),
-)  # fmt: skip
-"""What ``aircraft_rotation`` stores per tail number; the rotation inputs derive from it."""
+ROTATION_LEG_FIELDS: tuple[str, ...] = ("gap_minutes", "dep_delay", "arr_delay", "slack_minutes")
+"""What the rotation inputs say about each leg, in the order of every leg's columns."""
 
-ROTATION_FEATURES: tuple[Feature, ...] = (
-    Feature(
-        "prev_leg_gap_minutes", "numeric", "derived",
-        "Minutes from the aircraft's previous New York departure (scheduled before this "
-        "flight's cut-off, within 24 h) to this one, both scheduled.",
-        0, 1440, nullable=True,
-    ),
-    Feature(
-        "prev_leg_dep_delay", "numeric", "derived",
-        "That previous leg's departure delay (minutes), if it departed before the cut-off.",
-        -1440, 1440, nullable=True,
-    ),
-    Feature(
-        "prev_leg_arr_delay", "numeric", "derived",
-        "That previous leg's arrival delay (minutes), if it landed before the cut-off.",
-        -1440, 1440, nullable=True,
-    ),
-    Feature(
-        "prev_leg_slack_minutes", "numeric", "derived",
-        "Slack left for the return leg: scheduled departure minus the previous leg's "
-        "arrival as best known at the cut-off, minus its scheduled block time (the return "
-        "flight's); below zero the aircraft cannot be back on time.",
-        -3000, 1440, nullable=True,
-    ),
-)  # fmt: skip
-"""The aircraft-rotation inputs; all missing when the aircraft has no previous leg."""
+_ORDINAL = {1: "", 2: "second ", 3: "third ", 4: "fourth ", 5: "fifth "}
+
+
+def rotation_state_prefix(leg: int) -> str:
+    """Prefix of the stored fields of the ``leg``-th latest leg (1: ``last_leg``)."""
+    return "last_leg" if leg == 1 else f"last_leg{leg}"
+
+
+def rotation_feature_names(leg: int) -> tuple[str, ...]:
+    """The rotation inputs of the ``leg``-th previous leg (1: ``prev_leg_*``), in the order
+    of ``ROTATION_LEG_FIELDS``."""
+    prefix = "prev_leg" if leg == 1 else f"prev_leg{leg}"
+    return tuple(f"{prefix}_{field}" for field in ROTATION_LEG_FIELDS)
+
+
+def _leg_state(leg: int) -> tuple[StoredField, ...]:
+    prefix, which = rotation_state_prefix(leg), _ORDINAL[leg]
+    return (
+        StoredField(
+            f"{prefix}_scheduled_departure", "int64",
+            f"Scheduled departure of the aircraft's {which}latest New York departure, UTC "
+            "epoch seconds" + ("." if leg == 1 else "; null when there is none."),
+            ROTATION_VIEW,
+        ),
+        StoredField(
+            f"{prefix}_scheduled_arrival", "int64",
+            "Its scheduled arrival at its destination, UTC epoch seconds.", ROTATION_VIEW,
+        ),
+        StoredField(
+            f"{prefix}_dep_delay", "float32",
+            "Its departure delay in minutes; null until it has departed.", ROTATION_VIEW,
+        ),
+        StoredField(
+            f"{prefix}_arr_delay", "float32",
+            "Its arrival delay in minutes; null until it has landed.", ROTATION_VIEW,
+        ),
+    )  # fmt: skip
+
+
+ROTATION_STATE: tuple[StoredField, ...] = tuple(
+    field for leg in range(1, ROTATION_LEGS + 1) for field in _leg_state(leg)
+)
+"""What ``aircraft_rotation`` stores per tail number (the latest ``ROTATION_LEGS`` legs, the
+latest first); the rotation inputs derive from it."""
+
+
+def _leg_features(leg: int) -> tuple[Feature, ...]:
+    gap, dep, arr, slack = rotation_feature_names(leg)
+    if leg == 1:
+        leg_is = (
+            "the aircraft's previous New York departure (scheduled before this flight's "
+            "cut-off, within 24 h)"
+        )
+    else:
+        leg_is = (
+            f"the aircraft's {_ORDINAL[leg]}latest New York departure scheduled before this "
+            "flight's cut-off (within 24 h)"
+        )
+    return (
+        Feature(
+            gap, "numeric", "derived",
+            f"Minutes from {leg_is} to this one, both scheduled.", 0, 1440, nullable=True,
+        ),
+        Feature(
+            dep, "numeric", "derived",
+            f"The departure delay (minutes) of {'that previous leg' if leg == 1 else leg_is}, "
+            "if it departed before the cut-off.",
+            -1440, 1440, nullable=True,
+        ),
+        Feature(
+            arr, "numeric", "derived",
+            f"The arrival delay (minutes) of {'that previous leg' if leg == 1 else leg_is}, "
+            "if it landed before the cut-off.",
+            -1440, 1440, nullable=True,
+        ),
+        Feature(
+            slack, "numeric", "derived",
+            (
+                "Slack left for the return leg: scheduled departure minus the previous leg's "
+                "arrival as best known at the cut-off, minus its scheduled block time (the "
+                "return flight's); below zero the aircraft cannot be back on time."
+                if leg == 1
+                else f"The same slack computed from {leg_is}: scheduled departure minus its "
+                "arrival as best known at the cut-off, minus its scheduled block time."
+            ),
+            -3000, 1440, nullable=True,
+        ),
+    )  # fmt: skip
+
+
+ROTATION_FEATURES: tuple[Feature, ...] = tuple(
+    feature for leg in range(1, ROTATION_LEGS + 1) for feature in _leg_features(leg)
+)
+"""The aircraft-rotation inputs, leg by leg (the previous leg first); a leg's four are all
+missing when the aircraft has no such leg."""
+
+ROTATION_SEQUENCE: tuple[tuple[str, ...], ...] = tuple(
+    rotation_feature_names(leg) for leg in range(ROTATION_LEGS, 0, -1)
+)
+"""The rotation inputs as a sequence of legs, the earliest first (what a recurrent model
+reads): each step the ``ROTATION_LEG_FIELDS`` of one leg."""
 
 
 def departure_feature_names(window_hours: int) -> tuple[str, str]:

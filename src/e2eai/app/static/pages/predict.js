@@ -1,10 +1,12 @@
 // Predict: a form generated from the task's request fields (GET /api/task), checked in the
 // browser against the fields' constraints and by the API (whose 4xx names the field), and
-// the answer: probability, risk band, model version and slot, latency, explanation.
+// the answer: probability, risk band, model version and slot, latency, explanation. Tasks
+// whose request is a message or a photo get a text box or a file picker (predict_media.js).
 
 import { ApiError, api, getTask } from "../api.js";
 import { h, notice, page } from "../dom.js";
 import { humanize, milliseconds, modelName, percent, when } from "../format.js";
+import { messageForm, photoForm } from "./predict_media.js";
 
 const INPUT_TYPES = { str: "text", int: "number", float: "number", datetime: "text" };
 // The API wants aware times: a date, a time, and Z or an offset.
@@ -15,7 +17,10 @@ export async function show(view, signal) {
   const task = await getTask();
   if (signal.aborted) return;
   const result = h("section", { class: "result", id: "result", "aria-live": "polite", "aria-label": "Result" });
-  const form = predictionForm(task, result);
+  const kind = task.input?.kind ?? "fields";
+  const form = kind === "text" ? messageForm(task, result)
+    : kind === "image" ? photoForm(task, result)
+      : predictionForm(task, result);
   view.replaceChildren(page("Predict",
     h("p", { class: "lead" }, task.description),
     form,

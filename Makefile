@@ -49,7 +49,7 @@ system-deps: ## Install the OS packages tests use (PostgreSQL, Redis, Chromium, 
 test: install tools system-deps ## Lint and run the test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 
 test-fast: install tools ## Tests without the slow (real-data, multi-process) ones
 	$(BIN)/pytest -m "not slow"

@@ -98,7 +98,7 @@ def test_the_loop_serves_a_champion_and_decides_on_a_fine_tuned_canary(tmp_path:
     report = (record.run_dir / "report.html").read_text()
     assert "Canary" in report and "data:image/png;base64" in report
     assert 'alt="canary confidence sequences"' in report
-    assert any(m.startswith("4/4 canary") for m in messages)
+    assert any(m.startswith("4/5 canary") for m in messages)
 
 
 def assert_the_decision_is_what_the_data_implies(

@@ -104,4 +104,12 @@ def test_the_image_loop_serves_a_cnn_and_decides_on_its_warm_started_canary(
     assert implied.action == final["action"], (implied.reason, final["reason"])
     report = (record.run_dir / "report.html").read_text()
     assert 'alt="canary confidence sequences"' in report
-    assert any("cnn" in m for m in messages if m.startswith("1/4"))
+    # The monitoring pass over the served answers: the replayed photos are held-out rows of
+    # the same distribution as the reference, so quality is the models' and nothing drifted.
+    monitoring = summary["monitoring"]
+    assert monitoring["rows"] == monitoring["labelled"] >= 250
+    assert monitoring["reference_version"] in (champion["version"], challenger["version"])
+    assert monitoring["accuracy"] > 0.5 and monitoring["drift_detected"] is False
+    assert "accuracy (95 % interval)" in Path(monitoring["report"]).read_text()
+    assert "Monitoring of the served answers" in report
+    assert any("cnn" in m for m in messages if m.startswith("1/5"))

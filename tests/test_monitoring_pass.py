@@ -222,15 +222,3 @@ def test_an_input_with_no_value_in_the_window_is_reported_not_a_crash(world) -> 
     assert "temp" not in tested and len(tested) == len(task.features) - 1
     page = (reports_dir(settings) / f"{week['window']}.html").read_text()
     assert "Not tested, no value on one side:" in page and "temp (present in" in page
-
-
-def test_a_multi_class_task_is_refused_rather_than_misread(tmp_path) -> None:
-    """The log's probability of an image or text task is the predicted class's, not
-    P(positive): the pass says monitoring is not available instead of computing AUCs on it."""
-    from e2eai.config import Settings
-    from e2eai.monitoring.monitor import monitor
-    from e2eai.tasks import TaskError
-
-    for task in ("fashion", "support-triage"):
-        with pytest.raises(TaskError, match=f"monitoring of .* tasks \\('{task}'\\)"):
-            monitor(Settings(home=tmp_path / task, task=task))

@@ -55,6 +55,35 @@ def test_inference_service_validates_against_the_crd(style):
         assert with_canary["spec"]["predictor"]["model"]["storageUri"] == STABLE_URI
 
 
+@pytest.mark.parametrize("task", ["fashion", "support-triage"])
+def test_an_image_or_text_task_is_served_by_the_same_runtime(task, monkeypatch):
+    """The same ServingRuntime serves every task: the InferenceService names the task in the
+    predictor's env (what its settings read) and has no Feast transformer in front."""
+    from e2eai.config import Settings
+    from e2eai.tasks import load_task
+
+    cluster = ClusterServing(namespace="e2eai", name=task)
+    isvc = inference_service(
+        cluster,
+        model_name=task,
+        storage_uri=f"s3://e2eai-artifacts/models/{task}/1",
+        version="1",
+        canary=(f"s3://e2eai-artifacts/models/{task}/2", "2", 10),
+        task=task,
+        transformer=False,
+    )
+    _validate(isvc, "serving.kserve.io_inferenceservices.yaml")
+    assert "transformer" not in isvc["spec"]
+    model = isvc["spec"]["predictor"]["model"]
+    assert model["env"] == [{"name": "E2EAI_TASK", "value": task}]
+    assert model["runtime"] == serving_runtime(CLUSTER)["metadata"]["name"]
+    assert model["modelFormat"]["name"] in {
+        f["name"] for f in serving_runtime(cluster)["spec"]["supportedModelFormats"]
+    }
+    monkeypatch.setenv("E2EAI_TASK", task)
+    assert load_task(Settings()).name == task and not load_task(Settings()).feature_views
+
+
 def test_invalid_objects_are_caught_by_the_validation():
     import jsonschema
 

@@ -130,6 +130,12 @@ def test_injected_bad_records_are_quarantined_exactly_with_reasons(subset, tmp_p
     assert len(rows) == prepared.rows_accepted == sum(report["per_class"].values())
     assert rows["message_id"].is_unique
     assert set(rows["source_row"]).isdisjoint(quarantine["source_row"])
+    # The page people read: the accounting, each class's messages, the quarantined reasons.
+    page = (prepared.directory / "quality.html").read_text()
+    assert f"{prepared.rows_in} records in: {prepared.rows_accepted} accepted" in page
+    assert "wrong_encoding" in page and "data:image/png;base64," in page
+    for name, count in report["per_class"].items():
+        assert f"<td>{name}</td><td>{count}</td>" in page
 
 
 def test_accepted_messages_are_cleaned_and_keep_their_label(tmp_path) -> None:

@@ -341,6 +341,14 @@ class RetrainingSettings(_Section):
         description="Performance: retrain when the upper 95 % bound of the window's ROC-AUC "
         "is below the champion's holdout ROC-AUC minus this (δ).",
     )
+    accuracy_drop: float = Field(
+        0.02,
+        gt=0,
+        lt=1,
+        description="Multi-class tasks (images, text): performance retrains when the upper "
+        "95 % (Wilson) bound of the window's accuracy is below the champion's holdout accuracy "
+        "minus this; it is also their risk rule's tolerance on the 0/1 misclassification.",
+    )
     min_labelled: int = Field(
         1000,
         ge=1,

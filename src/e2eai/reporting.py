@@ -108,3 +108,19 @@ def accounting_counts(report: Mapping[str, Any]) -> dict[str, int]:
         "quarantined": report["rows_quarantined"],
         "excluded": report["rows_excluded"],
     }
+
+
+def accounting_png(report: Mapping[str, Any]) -> bytes:
+    """A data-stage report's accounting and its quarantine reasons, side by side (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.4))
+    plot_row_accounting(left, accounting_counts(report))
+    reasons = report["quarantined_by_reason"]
+    if reasons:
+        right.barh(list(reasons), list(reasons.values()), color="#dd8452")
+    right.set_title("Quarantined records by reason")
+    return figure_png(fig)

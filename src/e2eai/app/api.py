@@ -305,6 +305,11 @@ def _report(window: dict[str, Any]) -> MonitoringReport:
         roc_auc_low=quality.get("roc_auc_low"),
         roc_auc_high=quality.get("roc_auc_high"),
         holdout_roc_auc=window.get("holdout_roc_auc"),
+        accuracy=quality.get("accuracy"),
+        accuracy_low=quality.get("accuracy_low"),
+        accuracy_high=quality.get("accuracy_high"),
+        macro_f1=quality.get("macro_f1"),
+        holdout_accuracy=window.get("holdout_accuracy"),
         drift_share=drift.get("share"),
         features=drift.get("features", []),
     )

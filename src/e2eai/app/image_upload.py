@@ -69,10 +69,10 @@ class ImageUploads:
                 field, problem, 413 if exc.status == 413 else 422
             ) from None
         pixels = feed[self.name][0]
-        return DecodedUpload(png_base64=_png_base64(pixels), upload=_describe(raw))
+        return DecodedUpload(png_base64=png_base64(pixels), upload=_describe(raw))
 
 
-def _png_base64(pixels: np.ndarray) -> str:
+def png_base64(pixels: np.ndarray) -> str:
     """``[C, H, W]`` intensities in [0, 1] (each k/255: decoded from 8-bit files) as a PNG."""
     from PIL import Image
 

@@ -470,6 +470,11 @@ class MonitoringReport(BaseModel):
     roc_auc_low: float | None = None
     roc_auc_high: float | None = None
     holdout_roc_auc: float | None = Field(None, description="The reference version's.")
+    accuracy: float | None = Field(None, description="Multi-class tasks: labelled accuracy.")
+    accuracy_low: float | None = Field(None, description="Its 95 % Wilson interval.")
+    accuracy_high: float | None = None
+    macro_f1: float | None = None
+    holdout_accuracy: float | None = Field(None, description="The reference version's.")
     drift_share: float | None = Field(None, description="Importance-weighted, 0..1.")
     features: list[FeatureDriftInfo] = Field(default_factory=list)
 

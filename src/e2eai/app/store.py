@@ -96,6 +96,9 @@ class LoggedPrediction:
     probability: float
     features: dict[str, Any] | None
     label: int | None  # None until feedback arrives
+    request: dict[str, Any] | None = None  # what was asked (an image task's PNG, a message)
+    predicted_class: int | None = None  # multi-class tasks: the answer's class …
+    class_probabilities: list[float] | None = None  # … and every class's probability
 
 
 @dataclass(frozen=True)
@@ -456,6 +459,9 @@ class AppStore:
                 PredictionRow.probability,
                 PredictionRow.features,
                 FeedbackRow.label,
+                PredictionRow.request,
+                PredictionRow.predicted_class,
+                PredictionRow.class_probabilities,
             )
             .outerjoin(FeedbackRow, FeedbackRow.prediction_id == PredictionRow.id)
             .where(

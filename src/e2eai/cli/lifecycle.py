@@ -171,6 +171,7 @@ def _print_summary(record: LoopRecord) -> None:
             )
         console.print(models)
     console.print(_canary_line(record.canary))
+    console.print(_monitoring_line(record.monitoring))
     steps = _table("step", "seconds")
     for step in record.steps:
         steps.add_row(step["step"], f"{step['seconds']:.1f}")
@@ -185,6 +186,22 @@ def _table(*columns: str) -> Table:
     for column in columns:
         table.add_column(column, no_wrap=True, justify="right" if column in _NUMBERS else "left")
     return table
+
+
+def _monitoring_line(monitoring: dict[str, Any] | None) -> str:
+    from e2eai.reporting import format_metric
+
+    if not monitoring:
+        return "monitoring: no answers served"
+    quality = (
+        f"accuracy {format_metric(monitoring['accuracy'])}"
+        if monitoring.get("accuracy") is not None
+        else f"ROC-AUC {format_metric(monitoring.get('roc_auc'))}"
+    )
+    drift = monitoring.get("drift_detected")
+    moved = ", ".join(monitoring.get("drifted") or [])
+    said = "not checked" if drift is None else (f"in {moved}" if drift else "none")
+    return f"monitoring: {monitoring['rows']} answers, {quality}, drift {said}"
 
 
 def _canary_line(decisions: list[dict[str, Any]]) -> str:

@@ -38,22 +38,24 @@ def monitor_command(
 
         settings = get_settings()
         host = submit_to or settings.pipeline.host
+        task = load_task(settings)
         with AppStore.from_settings(settings) as store:
             result = monitor(settings, store)
             submit = kfp_submitter(settings, host) if host else None
-            triggered = trigger_retraining(
-                settings, store, load_task(settings), result.windows, submit
-            )
+            triggered = trigger_retraining(settings, store, task, result.windows, submit)
     if not as_json:
-        table = Table("window", "rows", "labelled", "ROC-AUC", "drift share", title="monitoring")
+        # Multi-class tasks are judged on accuracy, binary ones on ROC-AUC.
+        metric = "roc_auc" if task.modality == "tabular" else "accuracy"
+        title = {"roc_auc": "ROC-AUC", "accuracy": "accuracy"}[metric]
+        table = Table("window", "rows", "labelled", title, "drift share", title="monitoring")
         for w in result.windows:
             quality, drift = w["quality"] or {}, w["drift"] or {}
-            auc, share = quality.get("roc_auc"), drift.get("share")
+            value, share = quality.get(metric), drift.get("share")
             table.add_row(
                 w["window"],
                 str(w["rows"]),
                 str(w["labelled"]),
-                "–" if auc is None else f"{auc:.4f}",
+                "–" if value is None else f"{value:.4f}",
                 "–" if share is None else f"{share:.2f}",
             )
         console.print(table)

@@ -23,6 +23,7 @@ class LoopRecord:
     data: dict[str, Any] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     canary: list[dict[str, Any]] = field(default_factory=list)
+    monitoring: dict[str, Any] | None = None  # the pass over the served answers
     outcome: str = ""
 
     @property
@@ -43,6 +44,7 @@ class LoopRecord:
                 {k: d[k] for k in ("action", "weight_before", "weight_after", "reason")}
                 for d in self.canary
             ],
+            "monitoring": self.monitoring,
             "steps": self.steps,
             "report": str(self.report_path),
         }

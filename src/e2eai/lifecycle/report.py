@@ -73,6 +73,10 @@ def write_report(record: LoopRecord) -> Path:
         outcome=record.outcome,
         data=record.data,
         models=models,
+        metric_names=list(
+            dict.fromkeys(k for m in models for scored in m["metrics"].values() for k in scored)
+        ),
+        monitoring=record.monitoring,
         canary_plot=png_data_uri(canary_png),
         evidence_plot=png_data_uri(plot_confidence_sequences(record.canary)),
         decisions=record.canary,

@@ -21,6 +21,7 @@ from e2eai.lifecycle.report import write_report
 from e2eai.reporting import format_window
 
 if TYPE_CHECKING:
+    from e2eai.app.store import LoggedPrediction
     from e2eai.tasks import Task
 
 
@@ -133,6 +134,32 @@ def _model_summary(settings: Settings, version: int, run_dir: Path) -> dict[str,
     }
 
 
+def monitor_served(
+    settings: Settings, task: Task, served: list[LoggedPrediction]
+) -> dict[str, Any] | None:
+    """The monitoring pass over the cycle's replayed answers, as one window: quality of the
+    labelled answers, drift of what was asked against the answering version's reference
+    (:func:`e2eai.monitoring.monitor.monitor_window`; its HTML report beside the others)."""
+    from e2eai.monitoring.monitor import monitor_window, reports_dir
+
+    if not served:
+        return None
+    first, last = served[0].event_time, served[-1].event_time
+    summary = monitor_window(settings, task, (first, last + timedelta(microseconds=1)), served)
+    quality, drift = summary.get("quality") or {}, summary.get("drift") or {}
+    return {
+        "rows": summary["rows"],
+        "labelled": summary["labelled"],
+        "reference_version": summary["reference_version"],
+        "accuracy": quality.get("accuracy"),
+        "macro_f1": quality.get("macro_f1"),
+        "roc_auc": quality.get("roc_auc"),
+        "drift_detected": drift.get("drift_detected"),
+        "drifted": drift.get("drifted"),
+        "report": str(reports_dir(settings) / summary["report"]),
+    }
+
+
 def run_loop(
     settings: Settings, progress: Progress = print, train: TrainFn = train_in_process
 ) -> LoopRecord:
@@ -155,7 +182,7 @@ def run_loop(
     started = time.perf_counter()
     features = "Feast" if task.feature_views else "features"
     progress(
-        f"1/4 champion ({task.name}): data → {features} → train "
+        f"1/5 champion ({task.name}): data → {features} → train "
         f"{_family_name(settings, task)} on {champion_on} → gates → ONNX → register"
     )
     champion = train(champion_settings, None)
@@ -177,12 +204,12 @@ def run_loop(
     serving = LocalServing(settings, policy=policy)
     try:
         started = time.perf_counter()
-        progress(f"2/4 serve champion v{champion.version} on loopback (KServe ModelServer)")
+        progress(f"2/5 serve champion v{champion.version} on loopback (KServe ModelServer)")
         serving.start(ModelSource.from_registry(champion.version))
         record.step("serve", started, endpoint=serving.state().endpoint)
 
         started = time.perf_counter()
-        progress(f"3/4 challenger: fine-tune v{champion.version} on {challenger_on}")
+        progress(f"3/5 challenger: fine-tune v{champion.version} on {challenger_on}")
         challenger = train(challenger_settings, champion.version)
         record.step("challenger", started, version=challenger.version, gates=challenger.gates)
         if challenger.version is None:
@@ -198,9 +225,13 @@ def run_loop(
             started = time.perf_counter()
             replay = pd.read_parquet(record.models["challenger"]["holdout_path"])
             window = format_window(record.models["challenger"]["holdout_window"])
-            progress(f"4/4 canary: replay {len(replay)} held-out rows ({window}) with feedback")
-            replay_through_router(settings, policy, replay, record, progress)
+            progress(f"4/5 canary: replay {len(replay)} held-out rows ({window}) with feedback")
+            served = replay_through_router(settings, policy, replay, record, progress)
             record.step("canary", started, decisions=len(record.canary))
+            started = time.perf_counter()
+            progress(f"5/5 monitor the {len(served)} served answers: quality and drift")
+            record.monitoring = monitor_served(settings, task, served)
+            record.step("monitor", started)
         record.data["serving"] = serving.describe()
     finally:
         serving.stop()

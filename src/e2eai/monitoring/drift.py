@@ -183,6 +183,54 @@ class DriftResult:
         }
 
 
+@dataclass(frozen=True)
+class GroupedDriftReport:
+    """A drift check whose columns fall into named groups (per-item statistics of images or
+    messages, principal components of an embedding): the verdict, each column's evidence, and
+    which group moved. A subclass names its groups and adds its own details to the summary."""
+
+    drift: DriftResult
+
+    @property
+    def drift_detected(self) -> bool:
+        return self.drift.drift_detected
+
+    @property
+    def drifted(self) -> list[str]:
+        return self.drift.drifted
+
+    def column(self, name: str) -> FeatureDrift:
+        """The evidence of one column (KeyError for an unknown name)."""
+        for feature in self.drift.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(
+            f"no drift column {name!r}; columns: {[f.name for f in self.drift.features]}"
+        )
+
+    def column_groups(self) -> dict[str, tuple[str, ...]]:
+        """Group name → its columns; the summary reports ``<group>_drifted`` for each."""
+        return {}
+
+    def summary_details(self) -> dict[str, Any]:
+        """What the summary shows between the groups and the check's figures."""
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: the overall verdict, each group's, the details and every column's
+        evidence."""
+        drifted = set(self.drifted)
+        return {
+            "drift_detected": self.drift_detected,
+            **{
+                f"{group}_drifted": sorted(drifted & set(columns))
+                for group, columns in self.column_groups().items()
+            },
+            **self.summary_details(),
+            **self.drift.summary(),
+        }
+
+
 def check_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from e2eai.monitoring.drift import DriftResult, DriftSettings, FeatureDrift, check_drift
+from e2eai.monitoring.drift import DriftSettings, GroupedDriftReport, check_drift
 
 DARK_LEVEL = 0.1
 """Intensity (in [0, 1]) below which a pixel counts as near-black (~25 of 255)."""
@@ -152,10 +152,9 @@ class EmbeddingProjection:
 
 
 @dataclass(frozen=True)
-class ImageDriftReport:
+class ImageDriftReport(GroupedDriftReport):
     """A window's image drift: Evidently's per-column evidence and which group moved."""
 
-    drift: DriftResult
     statistics: tuple[str, ...]
     embedding_columns: tuple[str, ...]
     embedding_source: str | None
@@ -163,33 +162,13 @@ class ImageDriftReport:
     explained_variance_ratio: tuple[float, ...]
     """Share of the reference embedding's variance each component carries."""
 
-    @property
-    def drift_detected(self) -> bool:
-        return self.drift.drift_detected
+    def column_groups(self) -> dict[str, tuple[str, ...]]:
+        return {"image_statistics": self.statistics, "embedding": self.embedding_columns}
 
-    @property
-    def drifted(self) -> list[str]:
-        return self.drift.drifted
-
-    def column(self, name: str) -> FeatureDrift:
-        """The evidence of one statistic or component (KeyError for an unknown name)."""
-        for feature in self.drift.features:
-            if feature.name == name:
-                return feature
-        raise KeyError(
-            f"no drift column {name!r}; columns: {[f.name for f in self.drift.features]}"
-        )
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready: the overall verdict, each group's, and every column's evidence."""
-        drifted = set(self.drifted)
+    def summary_details(self) -> dict[str, Any]:
         return {
-            "drift_detected": self.drift_detected,
-            "image_statistics_drifted": sorted(drifted & set(self.statistics)),
-            "embedding_drifted": sorted(drifted & set(self.embedding_columns)),
             "embedding_source": self.embedding_source,
             "explained_variance_ratio": list(self.explained_variance_ratio),
-            **self.drift.summary(),
         }
 
 

@@ -82,16 +82,6 @@ def monitor(settings: Settings, store: AppStore | None = None) -> MonitorPass:
 
     started = time.perf_counter()
     task = load_task(settings)
-    if task.modality != "tabular":
-        from e2eai.tasks import TaskError
-
-        # The log's probability is the predicted class's here, not P(positive): quality and
-        # drift of image and text inputs need their own statistics (image_drift.py exists,
-        # not wired in yet). Refuse rather than report numbers that mean something else.
-        raise TaskError(
-            f"monitoring of {task.modality} tasks ({task.name!r}) is not available yet: "
-            "windows, quality and drift are computed for tabular tasks only"
-        )
     own = store is None
     store = store or AppStore.from_settings(settings)
     result = MonitorPass()
@@ -119,9 +109,6 @@ def monitor_window(
     settings: Settings, task: Task, window: Window, log: list[LoggedPrediction]
 ) -> dict[str, Any]:
     """The report of one window's predictions (written to disk) and its summary."""
-    from e2eai.monitoring.drift import check_drift, save_drift
-    from e2eai.monitoring.quality import classification_quality
-    from e2eai.monitoring.reference import load_reference
     from e2eai.reporting import render
 
     m = settings.monitoring
@@ -151,6 +138,30 @@ def monitor_window(
         "report": f"{name}.html",
         "drift_report": None,
     }
+    if task.modality == "tabular":
+        _tabular_figures(settings, task, name, log, summary)
+    else:
+        _class_figures(settings, task, name, log, summary)
+    summary = to_jsonable(summary)
+    (out / f"{name}.json").write_text(json.dumps(summary, indent=1))
+    (out / f"{name}.html").write_text(render("monitoring_window.html.j2", w=summary))
+    return summary
+
+
+def _tabular_figures(
+    settings: Settings,
+    task: Task,
+    name: str,
+    log: list[LoggedPrediction],
+    summary: dict[str, Any],
+) -> None:
+    """Quality, risk, input and prediction drift of a tabular window (into ``summary``)."""
+    from e2eai.monitoring.drift import check_drift, save_drift
+    from e2eai.monitoring.quality import classification_quality
+    from e2eai.monitoring.reference import load_reference
+
+    m, out = settings.monitoring, reports_dir(settings)
+    versions = Counter(p.model_version for p in log)
     labelled = [p for p in log if p.label is not None]
     if len(labelled) >= m.min_labelled:
         summary["quality"] = classification_quality(
@@ -195,10 +206,61 @@ def monitor_window(
             {PREDICTION: "numeric"},
         )
         summary["prediction_drift"] = predictions.summary()
-    summary = to_jsonable(summary)
-    (out / f"{name}.json").write_text(json.dumps(summary, indent=1))
-    (out / f"{name}.html").write_text(render("monitoring_window.html.j2", w=summary))
-    return summary
+
+
+def _class_figures(
+    settings: Settings,
+    task: Task,
+    name: str,
+    log: list[LoggedPrediction],
+    summary: dict[str, Any],
+) -> None:
+    """Quality, risk, input and prediction drift of an image or text window (into
+    ``summary``; :mod:`e2eai.monitoring.class_window`)."""
+    from e2eai.monitoring.class_window import (
+        check_class_drift,
+        class_quality,
+        load_class_reference,
+    )
+    from e2eai.monitoring.drift import save_drift
+
+    m, out = settings.monitoring, reports_dir(settings)
+    classes = tuple(getattr(task, "classes", ()))
+    summary["classes"] = list(classes)
+    labelled = [p for p in log if p.label is not None and p.class_probabilities]
+    if len(labelled) >= m.min_labelled:
+        summary["quality"] = class_quality(
+            np.array([p.label for p in labelled]),
+            np.array([p.class_probabilities for p in labelled], dtype=np.float64),
+            classes,
+            getattr(task, "priority_class", None),
+        )
+    answered = Counter(p.model_version for p in log).most_common(1)
+    version = _registry_version(answered[0][0]) if answered else None
+    risks = track_risk(settings, task, name, log)
+    summary["risk"] = risks.get(version) if version is not None else None
+    if version is None or len(log) < m.min_rows:
+        return
+    reference = load_class_reference(settings, task, version)
+    holdout = _holdout_metrics(settings, version)
+    summary.update(
+        reference_version=version,
+        reference_source=reference.source,
+        reference_rows=len(reference.frame),
+        holdout_roc_auc=holdout.get("roc_auc"),
+        holdout_accuracy=holdout.get("accuracy"),
+        holdout_macro_f1=holdout.get("macro_f1"),
+    )
+    drift = check_class_drift(
+        settings, task, reference, log, monitoring_dir(settings) / "reference" / f"v{version}"
+    )
+    if drift is None:
+        return
+    drift_html = f"{name}-drift.html"
+    save_drift(drift.inputs, out / drift_html, out / f"{name}-drift.json")
+    summary["drift"] = drift.inputs_summary
+    summary["drift_report"] = drift_html
+    summary["prediction_drift"] = drift.predictions.summary()
 
 
 def track_risk(
@@ -214,17 +276,23 @@ def track_risk(
     was reported is not read. A tracker keeps the loss, level and tolerance it began with.
     """
     from e2eai.errors import ModelArtifactError
-    from e2eai.monitoring.reference import load_holdout
     from e2eai.monitoring.risk import RiskTracker, source_risk
 
-    r, threshold = settings.retraining, settings.monitoring.threshold
+    r = settings.retraining
+    # A multi-class answer is right or wrong: its risk is the 0/1 misclassification of the
+    # predicted class, tracked as a "label" (1: right) the answer is sure of (probability 1).
+    loss, threshold = (
+        (r.risk_loss, settings.monitoring.threshold)
+        if task.modality == "tabular"
+        else ("misclassification", 0.5)
+    )
     folder = monitoring_dir(settings) / "risk"
     labelled: dict[int, list[LoggedPrediction]] = {}
     for p in log:
         version = _registry_version(p.model_version)
         if version is not None:
             rows = labelled.setdefault(version, [])
-            if p.label is not None:
+            if p.label is not None and (task.modality == "tabular" or p.class_probabilities):
                 rows.append(p)
     risks: dict[int, dict[str, Any]] = {}
     for version, rows in labelled.items():
@@ -235,24 +303,15 @@ def track_risk(
             tracker = RiskTracker.from_dict(saved["tracker"])
         else:
             try:
-                holdout = load_holdout(settings, task, version)
+                labels, probabilities = _holdout_outcomes(settings, task, version)
             except ModelArtifactError as exc:
                 risks[version] = {"version": version, "note": str(exc)}
                 continue
-            source = source_risk(
-                holdout.frame[task.label].to_numpy(),
-                holdout.probability,
-                r.risk_alpha / 2,
-                r.risk_loss,
-                threshold,
-            )
-            tracker = RiskTracker(source, r.risk_tolerance, r.risk_alpha / 2, threshold)
+            source = source_risk(labels, probabilities, r.risk_alpha / 2, loss, threshold)
+            tolerance = r.risk_tolerance if task.modality == "tabular" else r.accuracy_drop
+            tracker = RiskTracker(source, tolerance, r.risk_alpha / 2, threshold)
         if name not in saved["windows"]:  # a window reported again is not read twice
-            tracker.update(
-                [p.label for p in rows],
-                [p.probability for p in rows],
-                [p.event_time for p in rows],
-            )
+            tracker.update(*_outcomes(task, rows), [p.event_time for p in rows])
             saved["windows"].append(name)
             if tracker.first_alarm_row is not None and saved["first_alarm_window"] is None:
                 saved["first_alarm_window"] = name
@@ -267,6 +326,30 @@ def track_risk(
             **tracker.status().model_dump(),
         }
     return risks
+
+
+def _outcomes(task: Task, rows: list[LoggedPrediction]) -> tuple[list[int], list[float]]:
+    """(labels, probabilities) the risk tracker reads of labelled rows: the label and
+    P(positive) of a binary answer; of a multi-class one, whether it was right, surely."""
+    if task.modality == "tabular":
+        return [int(p.label or 0) for p in rows], [p.probability for p in rows]
+    return [int(p.predicted_class == p.label) for p in rows], [1.0] * len(rows)
+
+
+def _holdout_outcomes(settings: Settings, task: Task, version: int) -> tuple[Any, Any]:
+    """The same of ``version``'s holdout, scored by its own graph (what bounds its source
+    risk)."""
+    if task.modality == "tabular":
+        from e2eai.monitoring.reference import load_holdout
+
+        holdout = load_holdout(settings, task, version)
+        return holdout.frame[task.label].to_numpy(), holdout.probability
+    from e2eai.monitoring.class_window import load_class_reference
+    from e2eai.training.multiclass_model import frame_labels, task_classes
+
+    scored = load_class_reference(settings, task, version, kind="holdout")
+    labels = frame_labels(scored.frame, task.label, task_classes(task))
+    return (scored.predicted == labels).astype(int), np.ones(len(labels))
 
 
 def _present(frame: pd.DataFrame, name: str) -> float:
@@ -292,6 +375,15 @@ def _holdout_auc(settings: Settings, version: int) -> float | None:
     with ModelRegistry.from_settings(settings) as registry:
         value = registry.get(version).metrics.get("roc_auc")
     return float(value) if isinstance(value, int | float) else None
+
+
+def _holdout_metrics(settings: Settings, version: int) -> dict[str, Any]:
+    """The registered model's own holdout metrics (a multi-class version's accuracy, …)."""
+    from e2eai.registry import ModelRegistry
+
+    with ModelRegistry.from_settings(settings) as registry:
+        holdout = registry.get(version).metrics.get("holdout") or {}
+    return dict(holdout.get("model") or {})
 
 
 def _record(settings: Settings, window: Window, summary: dict[str, Any]) -> None:

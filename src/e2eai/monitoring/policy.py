@@ -27,6 +27,13 @@ order; the first that fires is the reason:
    seasons) does not retrain.
 5. ``age`` — the champion's training data ended ``max_age_days`` or more ago.
 
+A multi-class task (images, text) is judged the same way on its own figures: the risk is
+the 0/1 misclassification of the predicted class (tolerance ``accuracy_drop``); performance
+compares the upper end of the window's 95 % Wilson interval on accuracy with the holdout
+accuracy minus ``accuracy_drop``; label shift is a chi-square test of homogeneity of the
+window's class counts against the reference's, with the largest change of a class's share
+held to ``min_rate_change``; drift is the share of image or text statistics that moved.
+
 Risk, performance and drift speak for the champion only when the figures are its own (the
 risk tracked for its version; the window answered by it, its ``reference_version``). A
 rule that fires is blocked while a retrain is in progress (never two at once) or within
@@ -80,6 +87,8 @@ class ChampionState:
     reference_positive_rate: float
     trained_until: datetime
     reference_rows: int | None = None
+    holdout_accuracy: float | None = None  # multi-class tasks: what performance compares with
+    reference_class_counts: tuple[int, ...] | None = None  # … and label shift
 
     @classmethod
     def from_reference(
@@ -199,6 +208,8 @@ def _labelled(window: dict[str, Any]) -> int:
 def _risk(window: dict[str, Any], champion: ChampionState, s: RetrainingSettings) -> dict[str, Any]:
     risk = window.get("risk") or {}
     lower, upper = risk.get("lower"), risk.get("source_upper")
+    # The tracker's own tolerance (a multi-class task's is accuracy_drop), else the setting.
+    tolerance = risk.get("eps_tol", s.risk_tolerance)
     figures = {
         "fired": False,
         "loss": risk.get("loss"),
@@ -208,8 +219,8 @@ def _risk(window: dict[str, Any], champion: ChampionState, s: RetrainingSettings
         "source_rows": risk.get("source_n"),
         "source_mean": risk.get("source_mean"),
         "source_upper": upper,
-        "tolerance": s.risk_tolerance,
-        "threshold": None if upper is None else upper + s.risk_tolerance,
+        "tolerance": tolerance,
+        "threshold": None if upper is None else upper + tolerance,
         "alpha": s.risk_alpha,
         "alpha_source": risk.get("alpha_source"),
         "alpha_target": risk.get("alpha_target"),
@@ -227,43 +238,97 @@ def _risk(window: dict[str, Any], champion: ChampionState, s: RetrainingSettings
         return {**figures, "note": risk.get("note") or "no source bound on the risk"}
     if not figures["labelled"]:
         return {**figures, "note": "no labelled rows of the champion yet"}
-    return {**figures, "fired": lower > upper + s.risk_tolerance}
+    return {**figures, "fired": lower > upper + tolerance}
 
 
 def _performance(
     window: dict[str, Any], champion: ChampionState, champions: bool, s: RetrainingSettings
 ) -> dict[str, Any]:
+    """The window's quality figure (ROC-AUC; a multi-class window's accuracy) at the upper
+    end of its 95 % interval against the champion's holdout figure minus its drop."""
     quality = window.get("quality") or {}
+    if "accuracy" in quality:
+        metric, title, holdout = "accuracy", "accuracy", champion.holdout_accuracy
+        drop_name, drop = "accuracy_drop", s.accuracy_drop
+    else:
+        metric, title, holdout = "roc_auc", "ROC-AUC", champion.holdout_roc_auc
+        drop_name, drop = "auc_drop", s.auc_drop
     labelled = _labelled(window)
-    high, holdout = quality.get("roc_auc_high"), champion.holdout_roc_auc
-    floor = None if holdout is None else holdout - s.auc_drop
+    high = quality.get(f"{metric}_high")
+    floor = None if holdout is None else holdout - drop
     note = ""
     if labelled < s.min_labelled:
         note = f"{labelled} labelled rows, fewer than {s.min_labelled}"
     elif high is None:
-        note = "no ROC-AUC on the window (one class only, or no quality figures)"
+        note = f"no {title} on the window (one class only, or no quality figures)"
     elif floor is None:
-        note = "the champion has no holdout ROC-AUC"
+        note = f"the champion has no holdout {title}"
     elif not champions:
         note = f"the window was answered by version {window.get('reference_version')}"
     return {
         "fired": not note and floor is not None and high is not None and high < floor,
         "labelled": labelled,
         "min_labelled": s.min_labelled,
-        "roc_auc": quality.get("roc_auc"),
-        "roc_auc_low": quality.get("roc_auc_low"),
-        "roc_auc_high": high,
-        "holdout_roc_auc": holdout,
-        "auc_drop": s.auc_drop,
+        metric: quality.get(metric),
+        f"{metric}_low": quality.get(f"{metric}_low"),
+        f"{metric}_high": high,
+        f"holdout_{metric}": holdout,
+        drop_name: drop,
         "floor": floor,
         "note": note,
     }
+
+
+def _class_shift(
+    window: dict[str, Any], champion: ChampionState, s: RetrainingSettings
+) -> dict[str, Any]:
+    """The label-shift rule of a multi-class window: its class mix against the reference's."""
+    from scipy.stats import chi2_contingency
+
+    quality = window["quality"]
+    labelled = _labelled(window)
+    shares: dict[str, float] = quality["label_share"]
+    reference = champion.reference_class_counts
+    figures: dict[str, Any] = {
+        "fired": False,
+        "labelled": labelled,
+        "min_labelled": s.min_labelled,
+        "class_share": shares,
+        "reference_class_share": None,
+        "largest_share_change": None,
+        "min_rate_change": s.min_rate_change,
+        "test": "chi-square homogeneity",
+        "p_value": None,
+        "alpha": s.label_shift_alpha,
+        "note": "",
+    }
+    if reference is None or len(reference) != len(shares) or not sum(reference):
+        return {**figures, "note": "the champion's reference class counts are unknown"}
+    counts = [round(v * labelled) for v in shares.values()]
+    total = sum(reference)
+    reference_share = [c / total for c in reference]
+    change = max(abs(a - b) for a, b in zip(shares.values(), reference_share, strict=True))
+    seen = [k for k in range(len(counts)) if counts[k] + reference[k] > 0]
+    p_value = 1.0
+    if len(seen) > 1:
+        table = [[counts[k] for k in seen], [reference[k] for k in seen]]
+        p_value = float(chi2_contingency(table).pvalue)
+    figures.update(
+        reference_class_share=dict(zip(shares, reference_share, strict=True)),
+        largest_share_change=change,
+        p_value=p_value,
+    )
+    if labelled < s.min_labelled:
+        return {**figures, "note": f"{labelled} labelled rows, fewer than {s.min_labelled}"}
+    return {**figures, "fired": p_value < s.label_shift_alpha and change >= s.min_rate_change}
 
 
 def _label_shift(
     window: dict[str, Any], champion: ChampionState, s: RetrainingSettings
 ) -> dict[str, Any]:
     quality = window.get("quality") or {}
+    if "label_share" in quality:
+        return _class_shift(window, champion, s)
     labelled = _labelled(window)
     rate, reference = quality.get("positive_rate"), champion.reference_positive_rate
     figures: dict[str, Any] = {
@@ -399,6 +464,16 @@ def _said(rule: str, e: dict[str, Any]) -> str:
             f"{e['lower']:.4f} {verb} holdout bound {e['source_upper']:.4f} + {e['tolerance']:g}"
         )
     verb = "<" if e["fired"] else "≥"
+    if rule == "performance" and "accuracy" in e:
+        return (
+            f"accuracy {e['accuracy']:.3f}, upper bound {e['accuracy_high']:.3f} {verb} holdout "
+            f"{e['holdout_accuracy']:.3f} − {e['accuracy_drop']:g}"
+        )
+    if rule == "label_shift" and "class_share" in e:
+        return (
+            f"class shares moved by up to {e['largest_share_change']:.3f} from the reference "
+            f"(p = {e['p_value']:.2g})"
+        )
     if rule == "performance":
         return (
             f"ROC-AUC {e['roc_auc']:.3f}, upper bound {e['roc_auc_high']:.3f} {verb} holdout "

@@ -44,8 +44,9 @@ class Triggered:
 
 def champion_state(settings: Settings, task: Task, version: int) -> ChampionState:
     """What the policy knows of registry ``version``: its holdout ROC-AUC, its reference's
-    positive rate and the end of its training window. Raises E2eaiError when the version
-    has no training window to age from."""
+    positive rate and the end of its training window (a multi-class task's: its holdout
+    accuracy, its reference's class counts and its registration). Raises E2eaiError when a
+    timed task's version has no training window to age from."""
     from e2eai.monitoring.policy import ChampionState
     from e2eai.monitoring.reference import load_reference
     from e2eai.registry import ModelRegistry
@@ -53,21 +54,64 @@ def champion_state(settings: Settings, task: Task, version: int) -> ChampionStat
     with ModelRegistry.from_settings(settings) as registry:
         record = registry.get(version)
     window = record.lineage.training_window
+    if not task.time_based:  # rows without days: the model is as old as its registration
+        created = pd.Timestamp(record.created_at)
+        created = created.tz_convert("UTC") if created.tzinfo else created.tz_localize("UTC")
+        return _class_champion_state(
+            settings, task, version, record.metrics, created.to_pydatetime()
+        )
     if window is None or window.end is None:
         raise E2eaiError(f"v{version} has no training window to age from")
     auc = record.metrics.get("roc_auc")
+    trained_until = pd.Timestamp(window.end + timedelta(days=1), tz="UTC").to_pydatetime()
     return ChampionState.from_reference(
         load_reference(settings, task, version),
         task,
         holdout_roc_auc=float(auc) if isinstance(auc, int | float) else None,
-        trained_until=pd.Timestamp(window.end + timedelta(days=1), tz="UTC").to_pydatetime(),
+        trained_until=trained_until,
     )
 
 
-def retraining_arguments(settings: Settings, at: datetime, champion: int) -> dict[str, Any]:
+def _class_champion_state(
+    settings: Settings,
+    task: Task,
+    version: int,
+    metrics: dict[str, Any],
+    trained_until: datetime,
+) -> ChampionState:
+    """A multi-class version's state: its holdout accuracy and its reference's class counts."""
+    import numpy as np
+
+    from e2eai.monitoring.class_window import load_class_reference
+    from e2eai.monitoring.policy import ChampionState
+    from e2eai.training.multiclass_model import frame_labels, task_classes
+
+    reference = load_class_reference(settings, task, version)
+    classes = task_classes(task)
+    counts = np.bincount(frame_labels(reference.frame, task.label, classes), minlength=classes)
+    model = (metrics.get("holdout") or {}).get("model") or {}
+    accuracy, auc = model.get("accuracy"), metrics.get("roc_auc")
+    return ChampionState(
+        version=version,
+        holdout_roc_auc=float(auc) if isinstance(auc, int | float) else None,
+        reference_positive_rate=float("nan"),  # no positive class
+        trained_until=trained_until,
+        reference_rows=len(reference.frame),
+        holdout_accuracy=float(accuracy) if isinstance(accuracy, int | float) else None,
+        reference_class_counts=tuple(int(c) for c in counts),
+    )
+
+
+def retraining_arguments(
+    settings: Settings, at: datetime, champion: int, task: Task | None = None
+) -> dict[str, Any]:
     """The training pipeline's arguments of a retrain decided at ``at``: the champion
-    fine-tuned on the sliding window that ends with the last day whose outcomes had landed."""
+    fine-tuned on the sliding window that ends with the last day whose outcomes had landed
+    (a task without time, such as images or text: fine-tuned on its rows as they are now)."""
     from e2eai.lifecycle.closed_loop import retrain_settings
+
+    if task is not None and not task.time_based:
+        return {"warm_start_version": champion}
 
     t = retrain_settings(settings, at).training
     return {
@@ -135,7 +179,7 @@ def trigger_retraining(
         if submit is None:
             out.append(Triggered(window["window"], summary, error="no pipeline.host to submit to"))
             continue
-        arguments = retraining_arguments(settings, at, champion.version)
+        arguments = retraining_arguments(settings, at, champion.version, task)
         run_name = f"retrain-v{champion.version}-{window['window']}"
         detail: dict[str, Any] = {"at": at.isoformat(), "window": window["window"], **arguments}
         try:

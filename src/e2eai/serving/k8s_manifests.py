@@ -1,6 +1,10 @@
 """KServe objects for the cluster: the InferenceService (transformer + predictor) and the
 ServingRuntime of the e2eai ONNX predictor image.
 
+Every task's model is served by the same ServingRuntime: the predictor reads its task from
+``E2EAI_TASK`` (the InferenceService's model env; unset: flights). A task without a feature
+store (images, text: the request *is* the model input) has no Feast transformer in front.
+
 Built from kserve's typed ``V1beta1*``/``V1alpha1*`` models and serialised with
 ``kubernetes.client.ApiClient().sanitize_for_serialization`` (camelCase, Nones dropped):
 ``.to_dict()`` would give snake_case, which the API server does not accept.
@@ -46,10 +50,14 @@ def _serialize(obj: Any) -> dict[str, Any]:
 
 
 def _predictor(
-    cluster: ClusterServing, storage_uri: str, version: str, canary_percent: int | None
+    cluster: ClusterServing,
+    storage_uri: str,
+    version: str,
+    canary_percent: int | None,
+    task: str | None = None,
 ) -> Any:
     from kserve import V1beta1ModelFormat, V1beta1ModelSpec, V1beta1PredictorSpec
-    from kubernetes.client import V1ResourceRequirements
+    from kubernetes.client import V1EnvVar, V1ResourceRequirements
 
     return V1beta1PredictorSpec(
         min_replicas=cluster.min_replicas,
@@ -62,6 +70,7 @@ def _predictor(
             runtime=RUNTIME_NAME,
             protocol_version="v2",
             storage_uri=storage_uri,
+            env=None if task is None else [V1EnvVar(name="E2EAI_TASK", value=task)],
             resources=V1ResourceRequirements(
                 requests={"cpu": "1", "memory": "256Mi"},
                 limits={"cpu": "1", "memory": "512Mi"},
@@ -105,11 +114,15 @@ def inference_service(
     style: CanaryStyle = "traffic_percent",
     stable_storage_uri: str | None = None,
     stable_version: str | None = None,
+    task: str | None = None,
+    transformer: bool = True,
 ) -> dict[str, Any]:
     """The InferenceService: Feast transformer in front of the ONNX predictor.
 
     ``storage_uri``/``version`` are the served model; with ``canary=(uri, version, percent)``
-    the new version gets ``percent`` of the traffic in the chosen ``style``.
+    the new version gets ``percent`` of the traffic in the chosen ``style``. ``task`` sets
+    the predictor's ``E2EAI_TASK``; ``transformer=False`` leaves the Feast transformer out
+    (a task without a feature store).
     """
     from kserve import V1beta1InferenceService, V1beta1InferenceServiceSpec
     from kubernetes.client import V1ObjectMeta
@@ -119,19 +132,21 @@ def inference_service(
         STABLE_URI_ANNOTATION: stable_storage_uri or storage_uri,
     }
     spec = V1beta1InferenceServiceSpec(
-        predictor=_predictor(cluster, storage_uri, version, None),
-        transformer=_transformer(cluster),
+        predictor=_predictor(cluster, storage_uri, version, None, task),
+        transformer=_transformer(cluster) if transformer else None,
     )
     if canary is not None:
         canary_uri, canary_version, percent = canary
         if style == "traffic_percent":
             # Serverless canary: the predictor *is* the new revision; KServe keeps sending
             # 100 - percent to the previous ready revision (the stable one).
-            spec.predictor = _predictor(cluster, canary_uri, canary_version, percent)
+            spec.predictor = _predictor(cluster, canary_uri, canary_version, percent, task)
         else:
             spec.canary = [
                 {
-                    "predictor": _serialize(_predictor(cluster, canary_uri, canary_version, None)),
+                    "predictor": _serialize(
+                        _predictor(cluster, canary_uri, canary_version, None, task)
+                    ),
                     "trafficPercent": percent,
                 }
             ]

@@ -1,9 +1,10 @@
-"""Holdout metrics, per-slice ROC-AUC and the plots people look at (ROC, calibration)."""
+"""Holdout metrics (binary, and multi-class from class probabilities), per-slice ROC-AUC and
+the plots people look at (ROC, calibration)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,54 @@ def holdout_metrics(
             }
         result["slices"] = per_slice
     return result
+
+
+def classification_metrics(
+    y: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: tuple[str, ...] | list[str],
+    priority_class: str | None = None,
+) -> dict[str, Any]:
+    """Holdout metrics of a multi-class model from its class probabilities.
+
+    ``priority_class`` (a class name) adds its recall, precision and F1 under ``priority``:
+    the class whose misses cost most (triage: a negative message nobody reads).
+    """
+    classes = np.arange(len(class_names))
+    predicted = probabilities.argmax(axis=1)
+    onehot = np.eye(len(classes))[y]
+    recall = skm.recall_score(y, predicted, labels=classes, average=None, zero_division=0)
+    precision = skm.precision_score(y, predicted, labels=classes, average=None, zero_division=0)
+    try:
+        roc_auc = float(
+            skm.roc_auc_score(y, probabilities, multi_class="ovr", average="macro", labels=classes)
+        )
+    except ValueError:  # a class absent from a tiny holdout
+        roc_auc = None
+    metrics: dict[str, Any] = {
+        "rows": len(y),
+        "accuracy": float(skm.accuracy_score(y, predicted)),
+        "macro_f1": float(skm.f1_score(y, predicted, labels=classes, average="macro")),
+        "log_loss": float(skm.log_loss(y, probabilities, labels=classes)),
+        "brier": float(np.mean(np.sum((probabilities - onehot) ** 2, axis=1))),
+        "roc_auc": roc_auc,
+        "pr_auc": float(skm.average_precision_score(onehot, probabilities, average="macro")),
+        "recall_by_class": {name: float(r) for name, r in zip(class_names, recall, strict=True)},
+        "precision_by_class": {
+            name: float(p) for name, p in zip(class_names, precision, strict=True)
+        },
+        "confusion_matrix": skm.confusion_matrix(y, predicted, labels=classes).tolist(),
+    }
+    if priority_class is not None:
+        k = list(class_names).index(priority_class)
+        r, p = float(recall[k]), float(precision[k])
+        metrics["priority"] = {
+            "class": priority_class,
+            "recall": r,
+            "precision": p,
+            "f1": 2 * r * p / (r + p) if r + p else 0.0,
+        }
+    return metrics
 
 
 def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:

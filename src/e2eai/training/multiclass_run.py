@@ -32,6 +32,7 @@ from e2eai.errors import TrainingConfigError, TrainingDataError
 from e2eai.jsonable import to_jsonable
 from e2eai.tasks import Task
 from e2eai.training.champion import current_champion
+from e2eai.training.evaluation import classification_metrics
 from e2eai.training.families import family, searchable_families, warm_startable_families
 from e2eai.training.family import FitRequest, FittedModel, LoadedModel
 from e2eai.training.gates import GateResult
@@ -129,56 +130,6 @@ def stratified_class_split(
             "rows": {name: len(part) for name, part in out.items()},
         },
     )
-
-
-def classification_metrics(
-    y: np.ndarray,
-    probabilities: np.ndarray,
-    class_names: tuple[str, ...] | list[str],
-    priority_class: str | None = None,
-) -> dict[str, Any]:
-    """Holdout metrics of a multi-class model from its class probabilities.
-
-    ``priority_class`` (a class name) adds its recall, precision and F1 under ``priority``:
-    the class whose misses cost most (triage: a negative message nobody reads).
-    """
-    from sklearn import metrics as skm
-
-    classes = np.arange(len(class_names))
-    predicted = probabilities.argmax(axis=1)
-    onehot = np.eye(len(classes))[y]
-    recall = skm.recall_score(y, predicted, labels=classes, average=None, zero_division=0)
-    precision = skm.precision_score(y, predicted, labels=classes, average=None, zero_division=0)
-    try:
-        roc_auc = float(
-            skm.roc_auc_score(y, probabilities, multi_class="ovr", average="macro", labels=classes)
-        )
-    except ValueError:  # a class absent from a tiny holdout
-        roc_auc = None
-    metrics: dict[str, Any] = {
-        "rows": len(y),
-        "accuracy": float(skm.accuracy_score(y, predicted)),
-        "macro_f1": float(skm.f1_score(y, predicted, labels=classes, average="macro")),
-        "log_loss": float(skm.log_loss(y, probabilities, labels=classes)),
-        "brier": float(np.mean(np.sum((probabilities - onehot) ** 2, axis=1))),
-        "roc_auc": roc_auc,
-        "pr_auc": float(skm.average_precision_score(onehot, probabilities, average="macro")),
-        "recall_by_class": {name: float(r) for name, r in zip(class_names, recall, strict=True)},
-        "precision_by_class": {
-            name: float(p) for name, p in zip(class_names, precision, strict=True)
-        },
-        "confusion_matrix": skm.confusion_matrix(y, predicted, labels=classes).tolist(),
-    }
-    if priority_class is not None:
-        k = list(class_names).index(priority_class)
-        r, p = float(recall[k]), float(precision[k])
-        metrics["priority"] = {
-            "class": priority_class,
-            "recall": r,
-            "precision": p,
-            "f1": 2 * r * p / (r + p) if r + p else 0.0,
-        }
-    return metrics
 
 
 def _gate_name(baseline: str) -> str:

@@ -14,24 +14,9 @@ import numpy as np
 import pandas as pd
 
 from e2eai.data.prepare import REASON, REASON_CODE, SOURCE_ROW
-from e2eai.reporting import accounting_counts, figure_png, plot_row_accounting, png_data_uri, render
+from e2eai.reporting import accounting_png, figure_png, png_data_uri, render
 
 _SHOWN_QUARANTINE = 20
-
-
-def _accounting_png(report: dict[str, Any]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.4))
-    plot_row_accounting(left, accounting_counts(report))
-    reasons = report["quarantined_by_reason"]
-    if reasons:
-        right.barh(list(reasons), list(reasons.values()), color="#dd8452")
-    right.set_title("Quarantined records by reason")
-    return figure_png(fig)
 
 
 def _examples_png(images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> bytes:
@@ -68,7 +53,7 @@ def write_image_quality_report(
     page = render(
         "image_quality.html.j2",
         report=report,
-        plot=png_data_uri(_accounting_png(report)),
+        plot=png_data_uri(accounting_png(report)),
         examples=png_data_uri(_examples_png(images, labels, classes)),
         classes=per_class,
         quarantine={"columns": list(shown.columns), "rows": shown.values.tolist()},

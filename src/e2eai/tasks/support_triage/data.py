@@ -68,6 +68,7 @@ from e2eai.data.prepare import (
 from e2eai.data.snapshot import write_snapshot
 from e2eai.errors import DataSourceError
 from e2eai.storage import open_store
+from e2eai.tasks.support_triage.quality import write_text_quality_report
 
 CLASSES: tuple[str, ...] = ("negative", "neutral", "positive")
 """The label's classes, by index (the corpus's ``sentiment`` values)."""
@@ -309,6 +310,9 @@ def prepare_support_triage(
             },
         }
         (staging / "quality.json").write_text(json.dumps(report, indent=1))
+        write_text_quality_report(
+            report, rows[TEXT], rows[LABEL].to_numpy(), quarantine, CLASSES, staging
+        )
         write_manifest(staging, snapshot.id, snapshot.manifest_uri)
     final = settings.data_dir / PREPARED
     return PreparedData(

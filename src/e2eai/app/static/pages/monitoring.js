@@ -1,6 +1,7 @@
 // Monitoring: the windows `e2eai monitor` reported (GET /api/monitoring/reports), newest
-// first: ROC-AUC of the labelled predictions over time against the reference version's
-// holdout figure, the drift share, drift per input per window, and links to every report.
+// first: ROC-AUC of the labelled predictions (accuracy for image and text tasks) over time
+// against the reference version's holdout figure, the drift share, drift per input (or per
+// image/text statistic) per window, and links to every report.
 
 import { api } from "../api.js";
 import { chart, color } from "../charts.js";
@@ -16,37 +17,45 @@ export async function show(view, signal) {
     return;
   }
   const oldestFirst = [...reports].reverse();
-  const canvas = h("canvas", { role: "img", "aria-label": trendSummary(oldestFirst) });
+  const m = metricOf(reports);
+  const canvas = h("canvas", { role: "img", "aria-label": trendSummary(oldestFirst, m) });
   view.replaceChildren(page("Monitoring",
     h("section", { class: "card", "aria-labelledby": "trend-title" },
       h("h2", { id: "trend-title" }, "Quality and drift over time"),
       h("div", { class: "chart-box tall" }, canvas)),
     h("section", { class: "card", "aria-labelledby": "windows-title" },
       h("h2", { id: "windows-title" }, "Windows"),
-      windowsTable(reports)),
+      windowsTable(reports, m)),
     h("section", { class: "card", "aria-labelledby": "drift-title" },
       h("h2", { id: "drift-title" }, "Drift per input"),
       driftTable(oldestFirst))));
-  chart(canvas, trendChart(oldestFirst));
+  chart(canvas, trendChart(oldestFirst, m));
 }
 
 const fixed = (value, digits = 3) => (value == null ? "—" : value.toFixed(digits));
 
-function trendSummary(windows) {
-  const last = windows[windows.length - 1];
-  return `ROC-AUC and drift share over ${windows.length} windows; latest ${last.window}: ROC-AUC ${fixed(last.roc_auc)}, drift share ${fixed(last.drift_share, 2)}`;
+/** The quality figure the windows carry: accuracy (multi-class tasks) or ROC-AUC. */
+function metricOf(reports) {
+  return reports.some((r) => r.accuracy != null)
+    ? { title: "Accuracy", value: "accuracy", low: "accuracy_low", high: "accuracy_high", holdout: "holdout_accuracy" }
+    : { title: "ROC-AUC", value: "roc_auc", low: "roc_auc_low", high: "roc_auc_high", holdout: "holdout_roc_auc" };
 }
 
-function windowsTable(reports) {
+function trendSummary(windows, m) {
+  const last = windows[windows.length - 1];
+  return `${m.title} and drift share over ${windows.length} windows; latest ${last.window}: ${m.title} ${fixed(last[m.value])}, drift share ${fixed(last.drift_share, 2)}`;
+}
+
+function windowsTable(reports, m) {
   return h("table", { class: "windows" },
-    h("thead", {}, h("tr", {}, ["Window", "Predictions", "Labelled", "ROC-AUC (95 %)", "Holdout", "Drift share", "Reports"]
+    h("thead", {}, h("tr", {}, ["Window", "Predictions", "Labelled", `${m.title} (95 %)`, "Holdout", "Drift share", "Reports"]
       .map((title) => h("th", { scope: "col" }, title)))),
     h("tbody", {}, reports.map((r) => h("tr", { "data-window": r.window },
       h("th", { scope: "row" }, r.window),
       h("td", {}, String(r.rows)),
       h("td", {}, String(r.labelled)),
-      h("td", { class: "auc" }, r.roc_auc == null ? "—" : `${fixed(r.roc_auc)} (${fixed(r.roc_auc_low)}–${fixed(r.roc_auc_high)})`),
-      h("td", {}, fixed(r.holdout_roc_auc)),
+      h("td", { class: "auc" }, r[m.value] == null ? "—" : `${fixed(r[m.value])} (${fixed(r[m.low])}–${fixed(r[m.high])})`),
+      h("td", {}, fixed(r[m.holdout])),
       h("td", { class: "drift-share" }, fixed(r.drift_share, 2)),
       h("td", {}, h("a", { href: r.url }, "window"),
         r.drift_url ? [" · ", h("a", { href: r.drift_url }, "drift (Evidently)")] : null)))));
@@ -69,15 +78,15 @@ function driftTable(windows) {
       }))))));
 }
 
-function trendChart(windows) {
+function trendChart(windows, m) {
   const labels = windows.map((w) => w.window.slice(0, 10));
   return {
     type: "line",
     data: {
       labels,
       datasets: [
-        { label: "ROC-AUC", data: windows.map((w) => w.roc_auc), borderColor: color("slot-stable"), yAxisID: "auc", spanGaps: true },
-        { label: "Holdout ROC-AUC", data: windows.map((w) => w.holdout_roc_auc), borderColor: color("muted"), borderDash: [6, 4], pointRadius: 0, yAxisID: "auc", spanGaps: true },
+        { label: m.title, data: windows.map((w) => w[m.value]), borderColor: color("slot-stable"), yAxisID: "auc", spanGaps: true },
+        { label: `Holdout ${m.title}`, data: windows.map((w) => w[m.holdout]), borderColor: color("muted"), borderDash: [6, 4], pointRadius: 0, yAxisID: "auc", spanGaps: true },
         { label: "Drift share", data: windows.map((w) => w.drift_share), borderColor: color("slot-canary"), yAxisID: "share", spanGaps: true },
       ],
     },
@@ -85,7 +94,7 @@ function trendChart(windows) {
       responsive: true,
       maintainAspectRatio: false,
       scales: {
-        auc: { position: "left", title: { display: true, text: "ROC-AUC" } },
+        auc: { position: "left", title: { display: true, text: m.title } },
         share: { position: "right", min: 0, max: 1, grid: { drawOnChartArea: false }, title: { display: true, text: "Drift share" } },
       },
     },

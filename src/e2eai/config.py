@@ -191,10 +191,43 @@ class GateSettings(_Section):
     decision_threshold: float = Field(0.5, description="Probability threshold for P/R/F1.")
 
 
+class PruningPolicy(_Section):
+    """Structured pruning of an image CNN (:mod:`e2eai.export.image_pruning`): how much to
+    prune, how long to fine-tune, and what holdout accuracy loss is acceptable."""
+
+    keep_fraction: float = Field(
+        default=0.5, gt=0, le=1, description="Share of each convolution's filters kept."
+    )
+    max_accuracy_loss: float = Field(
+        default=0.01, ge=0, description="Holdout accuracy the pruned model may lose."
+    )
+    finetune_epochs: int = Field(
+        default=4, ge=0, description="Epochs of fine-tuning after the surgery (0: none)."
+    )
+    finetune_lr_factor: float = Field(
+        default=1.0,
+        gt=0,
+        description="Fine-tuning learning rate / the original's. Not the warm start's 0.3: "
+        "half the filters gone is a larger repair than new rows.",
+    )
+
+
 class ExportSettings(_Section):
     parity_atol: float = 1e-4
     quantize: bool = True
     quantize_max_auc_loss: float = 0.005
+    prune: bool = Field(
+        False,
+        description="Image CNNs: also prune the convolutions' filters (export.pruning), "
+        "fine-tune the pruned CNN for export.pruning.finetune_epochs epochs on the training "
+        "rows given for calibration (training.workers processes; costs about that many "
+        "epochs of training on those rows, never touches the holdout), and serve the "
+        "smallest of fp32, int8, pruned and pruned int8 whose holdout accuracy is within its "
+        "bound of fp32 (int8: 0.5 point; pruned, pruned int8: "
+        "export.pruning.max_accuracy_loss). The comparison is in the export report. "
+        "Families without convolutions (pixel_logreg) export as without it.",
+    )
+    pruning: PruningPolicy = PruningPolicy()
 
 
 class RegistrySettings(_Section):

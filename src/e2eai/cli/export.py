@@ -29,6 +29,8 @@ def export(
 
     Converts the version (or --model-dir), checks max |p_onnx - p_model| on its holdout,
     quantises to int8 when that costs little AUC, and attaches model.onnx to the version.
+    With export.prune (E2EAI_EXPORT__PRUNE=1) an image CNN is also pruned and fine-tuned,
+    and the smallest of fp32 / int8 / pruned within its accuracy bound is served.
     """
     with user_errors():
         from e2eai.config import get_settings

@@ -9,7 +9,9 @@ int8: ONNX Runtime's *static* quantisation (QDQ format, int8 per-channel weights
 activations), its activation ranges calibrated on training images — never holdout images,
 which would leak the evaluation into the model. The int8 model replaces the fp32 one only if
 it is smaller and loses at most ``max_accuracy_loss`` holdout accuracy (default 0.5 point);
-the decision carries both accuracies, both sizes and both batch-1 latencies.
+the decision carries both accuracies, both sizes and both batch-1 latencies. With
+``export.prune`` a CNN is also pruned (:mod:`e2eai.export.image_pruning`) and the served file
+chosen among fp32, int8, pruned and pruned int8 (:func:`export_image_model_dir`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
 
-    from e2eai.config import ExportSettings
+    from e2eai.config import ExportSettings, TrainingSettings
     from e2eai.export.model_export import ExportResult
     from e2eai.tasks import Task
 
@@ -298,6 +300,7 @@ def export_image_model_dir(
     settings: ExportSettings,
     task: Task,
     calibration: pd.DataFrame | None = None,
+    training: TrainingSettings | None = None,
 ) -> ExportResult:
     """:func:`e2eai.export.model_export.export_model` for an image task's model directory.
 
@@ -305,6 +308,19 @@ def export_image_model_dir(
     ``settings.quantize`` and training rows in ``calibration``) static int8 kept only within
     :data:`MAX_ACCURACY_LOSS`; ``out_dir/model.onnx`` is the file to serve. Without
     calibration rows there is no int8: calibrating on the holdout would leak it.
+
+    With ``settings.prune`` (a CNN and training rows in ``calibration``) the CNN's filters
+    are also pruned by ``settings.pruning`` and the pruned CNN fine-tuned on the calibration
+    rows' images and labels (``training``: workers, seed, validation share, patience;
+    default :class:`~e2eai.config.TrainingSettings`), never on the holdout; with
+    ``settings.quantize`` the pruned graph is quantised too. The served file is then the
+    **smallest graph whose holdout accuracy is within its variant's bound of fp32's** (int8:
+    :data:`MAX_ACCURACY_LOSS`; pruned and pruned int8: ``settings.pruning.max_accuracy_loss``)
+    and that is smaller than fp32 — fp32 when none is
+    (:data:`e2eai.export.image_pruning.EDGE_RULE`). ``ExportResult.pruning`` carries the
+    comparison (bytes, parameters, holdout accuracy, batch-1 latency measured interleaved,
+    kept or not and why), or why pruning did not apply (a family without convolutions, no
+    calibration rows): the export then serves what it would without ``prune``.
     """
     import shutil
 
@@ -327,12 +343,41 @@ def export_image_model_dir(
         settings.parity_atol,
     )
     report = None
+    classes = int(getattr(task, "num_classes", 10))
+    int8_images = None
     if settings.quantize and calibration is not None and len(calibration):
         sample = calibration.sample(min(len(calibration), CALIBRATION_IMAGES), random_state=0)
-        y = frame_labels(holdout, task.label, int(getattr(task, "num_classes", 10)))
-        report = quantize_and_decide(fp32_path, frame_images(sample, shape), images, y)
+        int8_images = frame_images(sample, shape)
+        y = frame_labels(holdout, task.label, classes)
+        report = quantize_and_decide(fp32_path, int8_images, images, y)
+    chosen = Path(report.int8.path) if report and report.keep else fp32_path
+    pruning = None
+    if settings.prune:
+        from e2eai.config import TrainingSettings
+        from e2eai.export.image_pruning import ExportPruning, prune_for_export
+
+        why_not = _pruning_does_not_apply(model, calibration)
+        if why_not is not None:
+            pruning = ExportPruning(False, why_not, "int8" if chosen != fp32_path else "fp32")
+        else:
+            assert calibration is not None  # checked by _pruning_does_not_apply
+            pruning = prune_for_export(
+                model,  # type: ignore[arg-type]  # a CnnModel, as checked above
+                fp32_path,
+                out_dir,
+                frame_images(calibration, shape),
+                frame_labels(calibration, task.label, classes),
+                images,
+                frame_labels(holdout, task.label, classes),
+                training or TrainingSettings(),
+                settings.pruning,
+                report,
+                int8_images,
+            )
+            assert pruning.compression is not None
+            chosen = Path(pruning.compression.variant(pruning.served).path)
     served = out_dir / SERVED_FILE
-    shutil.copyfile(Path(report.int8.path) if report and report.keep else fp32_path, served)
+    shutil.copyfile(chosen, served)
     return ExportResult(
         family=model.family,
         onnx_path=served,
@@ -340,4 +385,22 @@ def export_image_model_dir(
         fp32_path=fp32_path,
         parity=parity,
         quantization=report,
+        pruning=pruning,
     )
+
+
+def _pruning_does_not_apply(model: Any, calibration: pd.DataFrame | None) -> str | None:
+    """Why ``export.prune`` cannot prune ``model`` with these rows; None when it can."""
+    from e2eai.training.cnn_family import CnnModel
+
+    if not isinstance(model, CnnModel):
+        return (
+            f"pruning does not apply to {model.family}: structured pruning removes convolution "
+            "filters and only the cnn family has them; exported as without export.prune"
+        )
+    if calibration is None or len(calibration) < 2:
+        return (
+            "no training rows (calibration) to fine-tune the pruned CNN on, and the holdout "
+            "is never used for it; exported as without export.prune"
+        )
+    return None

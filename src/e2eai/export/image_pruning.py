@@ -22,7 +22,9 @@ The pruned graph replaces the fp32 one only if it is smaller and loses at most
 of the parameters and ~70 % of the multiply-adds, a larger trade than int8's, which is held
 to half a point). :func:`compression_report` sets fp32, int8 and pruned side by side, their
 batch-1 latencies measured in the same interleaved rounds so that they compare on shared
-cores.
+cores. :func:`prune_for_export` is what ``export.prune`` runs inside an image export: the
+fine-tuning rows are the export's calibration (training) rows, and the served graph is the
+smallest variant within its bound (:data:`EDGE_RULE`).
 
 Measured (CNN defaults trained 6 epochs on the first 12,000 training images, validated on the
 next 3,000, holdout the 10,000 test images, one worker, seed 13): fp32 88.41 %, 20,586
@@ -44,8 +46,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
+from e2eai.config import PruningPolicy
 from e2eai.export.image_onnx import (
     INPUT_NAME,
     PARITY_ATOL,
@@ -55,6 +57,7 @@ from e2eai.export.image_onnx import (
     check_image_parity,
     export_image_classifier,
     onnx_probabilities,
+    quantize_and_decide,
     session,
 )
 from e2eai.jsonable import to_jsonable
@@ -68,31 +71,9 @@ if TYPE_CHECKING:
     from e2eai.training.cnn_family import CnnModel, CnnParams
     from e2eai.training.torch_job import TorchRunSummary
 
-KEEP_FRACTION = 0.5
-MAX_ACCURACY_LOSS = 0.01
+KEEP_FRACTION: float = PruningPolicy().keep_fraction
+MAX_ACCURACY_LOSS: float = PruningPolicy().max_accuracy_loss
 """The pruned model is kept only within one accuracy point of fp32 on the holdout."""
-
-
-class PruningPolicy(BaseModel):
-    """How much to prune, how long to fine-tune, and what loss is acceptable."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    keep_fraction: float = Field(
-        default=KEEP_FRACTION, gt=0, le=1, description="Share of each convolution's filters kept."
-    )
-    max_accuracy_loss: float = Field(
-        default=MAX_ACCURACY_LOSS, ge=0, description="Holdout accuracy the pruned model may lose."
-    )
-    finetune_epochs: int = Field(
-        default=4, ge=0, description="Epochs of fine-tuning after the surgery (0: none)."
-    )
-    finetune_lr_factor: float = Field(
-        default=1.0,
-        gt=0,
-        description="Fine-tuning learning rate / the original's. Not the warm start's 0.3: "
-        "half the filters gone is a larger repair than new rows.",
-    )
 
 
 @dataclass
@@ -290,23 +271,28 @@ def decide_pruned(
     fp32_bytes: int,
     pruned_bytes: int,
     max_accuracy_loss: float = MAX_ACCURACY_LOSS,
+    variant: str = "pruned",
 ) -> PruningDecision:
-    """Keep the pruned model only if it is smaller and loses at most ``max_accuracy_loss``."""
+    """Keep the pruned model only if it is smaller and loses at most ``max_accuracy_loss``.
+
+    ``variant`` names the graph in the reason (``"pruned int8"``: the pruned graph
+    quantised, judged against fp32 by the same bound)."""
     loss = fp32_accuracy - pruned_accuracy
+    subject = "pruning" if variant == "pruned" else f"the {variant} model"
     if pruned_bytes >= fp32_bytes:
         return PruningDecision(
-            False, f"pruned model is not smaller ({pruned_bytes} ≥ {fp32_bytes} bytes)"
+            False, f"{variant} model is not smaller ({pruned_bytes} ≥ {fp32_bytes} bytes)"
         )
     if loss > max_accuracy_loss + 1e-12:
         return PruningDecision(
             False,
-            f"pruning loses {loss * 100:.2f} accuracy points (fp32 {fp32_accuracy:.4f}, pruned "
-            f"{pruned_accuracy:.4f}) > the allowed {max_accuracy_loss * 100:.2f}",
+            f"{subject} loses {loss * 100:.2f} accuracy points (fp32 {fp32_accuracy:.4f}, "
+            f"{variant} {pruned_accuracy:.4f}) > the allowed {max_accuracy_loss * 100:.2f}",
         )
     return PruningDecision(
         True,
-        f"pruning changes accuracy by {-loss * 100:+.2f} points (fp32 {fp32_accuracy:.4f}, "
-        f"pruned {pruned_accuracy:.4f}), within the allowed loss of "
+        f"{subject} changes accuracy by {-loss * 100:+.2f} points (fp32 {fp32_accuracy:.4f}, "
+        f"{variant} {pruned_accuracy:.4f}), within the allowed loss of "
         f"{max_accuracy_loss * 100:.2f}, and is {fp32_bytes / pruned_bytes:.1f}× smaller",
     )
 
@@ -434,28 +420,48 @@ def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
 # -- fp32 vs int8 vs pruned ----------------------------------------------------------------
 
+EDGE_RULE = (
+    "serve the smallest graph (in bytes) whose holdout accuracy is within its variant's bound "
+    "of fp32's (int8: its max_accuracy_loss; pruned and pruned_int8: the pruning policy's) "
+    "and that is smaller than fp32; fp32 when none is"
+)
+"""How :func:`compression_report` picks ``edge_choice`` (and an export its served file)."""
+
 
 @dataclass(frozen=True)
 class CompressionVariant:
     """One graph an edge device could run: its size, speed, quality and whether it is kept."""
 
-    name: str  # "fp32" | "int8" | "pruned"
+    name: str  # "fp32" | "int8" | "pruned" | "pruned_int8"
     path: str
     bytes: int
     latency_ms_batch1: float
     accuracy: float
     kept: bool
     reason: str
+    parameters: int | None = None
+    """The network's parameters (int8 holds the same ones, a byte each); None: unknown."""
+    max_accuracy_loss: float | None = None
+    """The holdout accuracy this variant may lose against fp32 (None: fp32 itself)."""
 
 
 @dataclass(frozen=True)
 class CompressionReport:
-    """fp32, int8 and pruned side by side; ``edge_choice`` is the smallest kept variant."""
+    """fp32, int8, pruned (and pruned int8) side by side; ``edge_choice`` is the smallest
+    kept variant (:data:`EDGE_RULE`)."""
 
     variants: tuple[CompressionVariant, ...]
     edge_choice: str
     holdout_images: int
     latency_rounds: int
+    rule: str = EDGE_RULE
+
+    def variant(self, name: str) -> CompressionVariant:
+        """The variant called ``name`` (KeyError if the report has none)."""
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(asdict(self))
@@ -473,31 +479,82 @@ def compression_report(
     holdout_images: np.ndarray,
     rounds: int = 5,
     repeats: int = 40,
+    pruned_quantization: ImageQuantizationReport | None = None,
 ) -> CompressionReport:
-    """fp32 / int8 / pruned with the accuracies and decisions their reports hold, and batch-1
-    latencies re-measured here in ``rounds`` interleaved rounds of ``repeats`` runs each
-    (median of all), so that a busy moment on shared cores slows every variant alike.
+    """fp32 / int8 / pruned (/ pruned int8, when ``pruned_quantization`` quantised the pruned
+    graph) with the accuracies and decisions their reports hold, and batch-1 latencies
+    re-measured here in ``rounds`` interleaved rounds of ``repeats`` runs each (median of
+    all), so that a busy moment on shared cores slows every variant alike.
 
-    Raises ValueError when the two reports scored the fp32 graph differently (they were
-    measured on different images, so their accuracies do not compare).
+    The pruned int8 graph is judged against fp32 by the pruning bound (the int8 step gets no
+    allowance of its own on top). Raises ValueError when the reports scored a shared graph
+    differently (they were measured on different images, so their accuracies do not compare).
     """
     if quantization is not None and quantization.fp32.accuracy != pruning.fp32.accuracy:
         raise ValueError(
             f"the int8 report scores fp32 at {quantization.fp32.accuracy:.4f} and the pruning "
             f"report at {pruning.fp32.accuracy:.4f}: measure both on the same holdout images"
         )
-    rows: list[tuple[str, VariantReport, bool, str]] = [
-        ("fp32", pruning.fp32, True, "the reference: served unless a compressed variant is kept")
+    if (
+        pruned_quantization is not None
+        and pruned_quantization.fp32.accuracy != pruning.pruned.accuracy
+    ):
+        raise ValueError(
+            f"the pruned int8 report scores the pruned graph at "
+            f"{pruned_quantization.fp32.accuracy:.4f} and the pruning report at "
+            f"{pruning.pruned.accuracy:.4f}: measure both on the same holdout images"
+        )
+    before, after, bound = pruning.parameters_before, pruning.parameters_after, None
+    rows: list[tuple[str, VariantReport, bool, str, int | None, float | None]] = [
+        (
+            "fp32",
+            pruning.fp32,
+            True,
+            "the reference: served unless a compressed variant is kept",
+            before,
+            bound,
+        )
     ]
     if quantization is not None:
-        rows.append(("int8", quantization.int8, quantization.keep, quantization.reason))
-    rows.append(("pruned", pruning.pruned, pruning.keep, pruning.reason))
+        rows.append(
+            (
+                "int8",
+                quantization.int8,
+                quantization.keep,
+                quantization.reason,
+                before,
+                quantization.max_accuracy_loss,
+            )
+        )
+    rows.append(
+        ("pruned", pruning.pruned, pruning.keep, pruning.reason, after, pruning.max_accuracy_loss)
+    )
+    if pruned_quantization is not None:
+        graph = pruned_quantization.int8
+        decision = decide_pruned(
+            pruning.fp32.accuracy,
+            graph.accuracy,
+            pruning.fp32.bytes,
+            graph.bytes,
+            pruning.max_accuracy_loss,
+            variant="pruned int8",
+        )
+        rows.append(
+            (
+                "pruned_int8",
+                graph,
+                decision.keep,
+                decision.reason,
+                after,
+                pruning.max_accuracy_loss,
+            )
+        )
     latencies = interleaved_latencies(
         [Path(r[1].path) for r in rows], holdout_images, rounds, repeats
     )
     variants = tuple(
-        CompressionVariant(name, v.path, v.bytes, latency, v.accuracy, kept, reason)
-        for (name, v, kept, reason), latency in zip(rows, latencies, strict=True)
+        CompressionVariant(name, v.path, v.bytes, latency, v.accuracy, kept, reason, n, loss)
+        for (name, v, kept, reason, n, loss), latency in zip(rows, latencies, strict=True)
     )
     choice = min((v for v in variants if v.kept), key=lambda v: v.bytes)
     return CompressionReport(variants, choice.name, len(holdout_images), rounds)
@@ -520,3 +577,108 @@ def interleaved_latencies(
                 sess.run(None, {INPUT_NAME: feed})
                 times.append((time.perf_counter() - started) * 1000)
     return [float(np.median(times)) for times in samples]
+
+
+# -- in the export (``export.prune``) ------------------------------------------------------
+
+INT8_VARIANTS = ("int8", "pruned_int8")
+FINETUNE_RUN = "pruning_run"
+"""The fine-tuning run's directory under the export's, removed once the pruned graph is out."""
+
+
+@dataclass(frozen=True)
+class ExportPruning:
+    """What ``export.prune`` did in an image export (``ExportResult.pruning``): the pruning
+    report and the fp32 / int8 / pruned comparison that chose the served file, or why
+    pruning did not apply (the export then serves what it would without it)."""
+
+    applied: bool
+    reason: str
+    """Which variant is served and why, or why pruning did not apply."""
+    served: str
+    """The variant ``model.onnx`` is a copy of: fp32, int8, pruned or pruned_int8."""
+    pruning: PruningReport | None = None
+    pruned_quantization: ImageQuantizationReport | None = None
+    """The pruned graph quantised (its own decision is against the pruned graph; whether it
+    is served is decided against fp32 in ``compression``)."""
+    compression: CompressionReport | None = None
+
+    @property
+    def served_quantized(self) -> bool:
+        return self.served in INT8_VARIANTS
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(asdict(self))
+
+
+def finetune_split(
+    rows: int, validation_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (training, validation) of a seeded shuffle: ``validation_fraction`` of
+    the rows (at least one) validate the fine-tuning. Raises ValueError below two rows."""
+    if rows < 2:
+        raise ValueError(f"fine-tuning needs at least 2 training rows, got {rows}")
+    order = np.random.default_rng(seed).permutation(rows)
+    validation = min(rows - 1, max(1, round(rows * validation_fraction)))
+    return np.sort(order[validation:]), np.sort(order[:validation])
+
+
+def prune_for_export(
+    model: CnnModel,
+    fp32_path: Path,
+    out_dir: Path,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    holdout_images: np.ndarray,
+    holdout_labels: np.ndarray,
+    training: TrainingSettings,
+    policy: PruningPolicy,
+    quantization: ImageQuantizationReport | None,
+    int8_calibration: np.ndarray | None = None,
+) -> ExportPruning:
+    """Prune ``model`` for an export into ``out_dir`` (beside ``fp32_path``) and pick the
+    graph to serve by :data:`EDGE_RULE`.
+
+    The pruned CNN is fine-tuned on ``train_images``/``train_labels`` (training rows:
+    ``training.validation_fraction`` of them validate, seeded by ``training.seed``) and
+    decided on the holdout; ``quantization`` is the fp32 graph's int8 report (None: no
+    int8). With ``int8_calibration`` images the pruned graph is quantised too (static int8
+    calibrated on them) and competes as ``pruned_int8``.
+    """
+    import shutil
+
+    fit, validation = finetune_split(len(train_images), training.validation_fraction, training.seed)
+    train_labels = np.asarray(train_labels)
+    run_dir = out_dir / FINETUNE_RUN
+    shutil.rmtree(run_dir, ignore_errors=True)  # a leftover checkpoint would be resumed
+    try:
+        report = prune_and_decide(
+            model,
+            fp32_path,
+            out_dir,
+            train_images[fit],
+            train_labels[fit],
+            train_images[validation],
+            train_labels[validation],
+            holdout_images,
+            holdout_labels,
+            training,
+            policy,
+        )
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    pruned_quantization = None
+    if int8_calibration is not None:
+        pruned_quantization = quantize_and_decide(
+            Path(report.pruned.path), int8_calibration, holdout_images, holdout_labels
+        )
+    compression = compression_report(
+        quantization, report, holdout_images, pruned_quantization=pruned_quantization
+    )
+    chosen = compression.variant(compression.edge_choice)
+    reason = (
+        f"{chosen.name} is served: {chosen.reason}"
+        if chosen.name != "fp32"
+        else "fp32 is served: no compressed variant is both smaller and within its bound"
+    )
+    return ExportPruning(True, reason, chosen.name, report, pruned_quantization, compression)

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from e2eai.config import ExportSettings
+from e2eai.config import ExportSettings, TrainingSettings
 from e2eai.errors import ModelArtifactError
 from e2eai.export.image_onnx import ImageQuantizationReport
+from e2eai.export.image_pruning import ExportPruning
 from e2eai.export.parity import ParityReport, check_parity
 from e2eai.export.quantize import QuantizationReport, quantize_and_compare, session
 from e2eai.export.signature import onnx_proba
@@ -33,7 +34,8 @@ _REFERENCE_ROWS = 5_000
 
 @dataclass(frozen=True)
 class ExportResult:
-    """The served ONNX file (fp32 or int8), its sha256, the parity check and quantisation."""
+    """The served ONNX file (fp32 or int8; for an image CNN with ``export.prune`` possibly
+    pruned), its sha256, the parity check, quantisation and pruning."""
 
     family: str
     onnx_path: Path
@@ -41,9 +43,20 @@ class ExportResult:
     fp32_path: Path
     parity: ParityReport
     quantization: QuantizationReport | ImageQuantizationReport | TextQuantizationReport | None
+    pruning: ExportPruning | None = None
+    """Image tasks with ``export.prune`` only: the fp32 / int8 / pruned comparison that chose
+    the served file, or why pruning did not apply."""
 
     def summary(self) -> dict:
         q = self.quantization
+        if self.pruning is not None:  # image tasks with export.prune
+            served_int8 = self.pruning.served_quantized
+            return {
+                **self._common(),
+                "quantized": served_int8 if self.pruning.applied else bool(q and q.keep),
+                "quantization": None if q is None else asdict(q),
+                "pruning": self.pruning.to_dict(),
+            }
         if q is not None and not isinstance(q, QuantizationReport):  # image or text report
             return {**self._common(), "quantized": q.keep, "quantization": asdict(q)}
         return {
@@ -119,16 +132,22 @@ def export_model(
     settings: ExportSettings,
     task: Task,
     calibration: pd.DataFrame | None = None,
+    training: TrainingSettings | None = None,
 ) -> ExportResult:
     """Export, check parity over ``holdout`` (else ExportParityError), maybe quantise.
 
-    ``out_dir/model.onnx`` is the file to serve: the int8 model when it was kept, else fp32.
-    ``calibration``: training rows for static int8 (image tasks; tabular int8 is dynamic).
+    ``out_dir/model.onnx`` is the file to serve: the int8 model when it was kept, else fp32
+    (image CNNs with ``settings.prune``: the smallest variant within its bound, see
+    :func:`~e2eai.export.image_onnx.export_image_model_dir`). ``calibration``: training rows
+    for static int8 and the pruned CNN's fine-tuning (image tasks; tabular int8 is dynamic).
+    ``training``: the fine-tuning's workers, seed and patience (default: the defaults).
     """
     if task.modality == "image":
         from e2eai.export.image_onnx import export_image_model_dir
 
-        return export_image_model_dir(model_dir, holdout, out_dir, settings, task, calibration)
+        return export_image_model_dir(
+            model_dir, holdout, out_dir, settings, task, calibration, training
+        )
     if task.modality == "text":
         from e2eai.export.text_onnx import export_text_model_dir
 

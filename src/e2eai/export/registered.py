@@ -49,7 +49,9 @@ def export_registered(
             if task.modality == "image" and REFERENCE_FILE in record.artifacts
             else None
         )
-        result = export_model(model_dir, holdout, work / "onnx", settings.export, task, calibration)
+        result = export_model(
+            model_dir, holdout, work / "onnx", settings.export, task, calibration, settings.training
+        )
         registry.add_artifacts(version, {SERVED_FILE: result.onnx_path})
     finally:
         if own:
@@ -76,4 +78,5 @@ def export_local(
         settings.export,
         task,
         pd.read_parquet(reference) if task.modality == "image" and reference.is_file() else None,
+        settings.training,
     )

@@ -460,7 +460,13 @@ def export_step(
         pd.read_parquet(reference) if task.modality == "image" and reference is not None else None
     )
     exported = export_model(
-        result.model_dir, holdout, Path(onnx_model.path), settings.export, task, calibration
+        result.model_dir,
+        holdout,
+        Path(onnx_model.path),
+        settings.export,
+        task,
+        calibration,
+        settings.training,
     )
     summary = exported.summary()
     metrics.log_metric("parity_max_abs_diff", float(summary["parity_max_abs_diff"]))
@@ -473,6 +479,13 @@ def export_step(
         quantized=summary["quantized"],
         quantization_reason=(summary["quantization"] or {}).get("reason"),
     )
+    if "pruning" in summary:  # export.prune (image tasks): what was compared and served
+        pruning = summary["pruning"]
+        onnx_model.metadata.update(
+            served_variant=pruning["served"],
+            pruning_reason=pruning["reason"],
+            compression=pruning["compression"],
+        )
 
 
 def register_step(

@@ -59,7 +59,7 @@ def test_the_report_escapes_text_and_embeds_the_plots(tmp_path: Path) -> None:
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "served &lt;b&gt;ROC-AUC&lt;/b&gt; holds" in page
     assert page.count("data:image/png;base64,") == 3  # two model plots + the canary plot
-    assert "1,200 flights in" in page and "2013-01-25..2013-01-31" in page
+    assert "1,200 records in" in page and "2013-01-25..2013-01-31" in page
     assert "<td>0.7100</td>" in page and (record.run_dir / "canary.png").is_file()
     summary = json.loads((record.run_dir / "summary.json").read_text())
     assert summary == json.loads(dumps(record.summary()))

@@ -66,7 +66,8 @@ def _e2eai(args: list[str], env: dict[str, str], timeout: float = 900) -> dict:
 def _assert_loop_summary(summary: dict) -> None:
     # The same shape as the flight run's summary (lifecycle.record.LoopRecord.summary).
     assert set(summary) == {
-        "run_dir", "outcome", "data", "models", "canary_decisions", "steps", "report"
+        "run_dir", "outcome", "data", "models", "canary_decisions", "monitoring", "steps",
+        "report",
     }  # fmt: skip
     data = summary["data"]
     assert (
@@ -78,6 +79,10 @@ def _assert_loop_summary(summary: dict) -> None:
         assert set(model["metrics"]) >= {"model", "logreg", "hist_gb"}
         assert 0.5 < model["metrics"]["model"]["roc_auc"] <= 1.0
     assert summary["canary_decisions"], summary["outcome"]
+    # The monitoring pass over the answers the canary replay was served.
+    monitoring = summary["monitoring"]
+    assert monitoring["rows"] == monitoring["labelled"] > 0
+    assert Path(monitoring["report"]).is_file()
     assert Path(summary["report"]).is_file()
 
 

@@ -193,6 +193,12 @@ def test_the_split_is_stratified_disjoint_seeded_and_capped(subset, tmp_path) ->
     capped = split(1, cap=200)
     assert 195 <= len(capped.train) <= 200 and set(capped.train["message_id"]) <= ids[0]
     pd.testing.assert_frame_equal(capped.holdout, a.holdout)  # the holdout does not move
+    # The cycle's champion learns on half the pool, its challenger on all of it: under a cap
+    # the champion gets half the capped rows, a subset of the challenger's (not the same).
+    shuffled = frame.sample(frac=1, random_state=1)
+    half = stratified_class_split(shuffled, "label", "message_id", 0.2, 0.15, 7, 0.5, 200)
+    assert 95 <= len(half.train) <= 100
+    assert set(half.train["message_id"]) < set(capped.train["message_id"])
 
 
 def test_support_triage_is_a_registered_text_task(tmp_path) -> None:

@@ -67,10 +67,11 @@ def stratified_class_split(
     """Seeded shuffle per class into holdout, validation and train (multi-class).
 
     Per class: the first ``holdout_fraction`` of its shuffled rows are held out, then
-    ``validation_fraction`` of the rest validate; of the remaining training rows the first
-    ``pool_fraction`` are kept, and at most ``max_train_rows`` over all classes (each class
-    keeps the same share). Rows are ordered by ``row_id`` first, so the split does not depend
-    on the frame's order, and a smaller training part is a subset of a larger one.
+    ``validation_fraction`` of the rest validate; the remaining training rows (the pool) are
+    capped at ``max_train_rows`` over all classes, and the first ``pool_fraction`` of the
+    capped pool kept (each class keeps the same share). Rows are ordered by ``row_id`` first,
+    so the split does not depend on the frame's order, and a smaller training part is a
+    subset of a larger one.
     """
     for name, value in (
         ("holdout_fraction", holdout_fraction),
@@ -95,9 +96,11 @@ def stratified_class_split(
             "train": rest[n_validation:],
         }
         pool_rows += len(rest) - n_validation
+    # The cap bounds the whole pool; pool_fraction is a share of the capped pool, so a run on
+    # half the pool (the cycle's champion) sees half of what a run on all of it does.
     share = pool_fraction
-    if max_train_rows is not None and pool_rows * pool_fraction > max_train_rows:
-        share = max_train_rows / pool_rows
+    if max_train_rows is not None and pool_rows > max_train_rows:
+        share = pool_fraction * max_train_rows / pool_rows
     chosen: dict[str, list[np.ndarray]] = {name: [] for name in PARTS}
     for parts in per_class.values():
         for name in PARTS:

@@ -304,11 +304,11 @@ def triage_pass(tmp_path_factory):
     log(store, task, version, requests[:1], answers[name][:1], labels[:1], MONDAY + 2 * WEEK)
     result = monitor(settings, store)
     store.close()
-    return dict(zip(windows, result.windows, strict=True)), answers, windows
+    return dict(zip(windows, result.windows, strict=True)), answers, windows, home
 
 
 def test_a_text_window_is_judged_on_its_answers_and_its_messages(triage_pass) -> None:
-    windows, answers, asked = triage_pass
+    windows, answers, asked, home = triage_pass
     written, shifted = windows["as written"], windows["longer, Cyrillic"]
     for name, window in windows.items():
         labels = asked[name][1]
@@ -318,6 +318,9 @@ def test_a_text_window_is_judged_on_its_answers_and_its_messages(triage_pass) ->
         assert window["risk"]["loss"] == "misclassification"
     assert written["drift"]["drift_detected"] is False, written["drift"]["drifted"]
     assert written["drift"]["embedding_source"] == "minilm"
+    # The reference's 600 messages were embedded for the first window and cached.
+    cached = list((home / "monitoring" / "reference").glob("v*/minilm-64-600.npy"))
+    assert len(cached) == 1 and np.load(cached[0]).shape == (600, 384)
     moved = set(shifted["drift"]["descriptors_drifted"])
     assert {"length", "non_latin_share", "oov_share"} <= moved
     # The served graph answers by token count: longer messages move the answers too.

@@ -28,6 +28,7 @@ from e2eai.monitoring.image_drift import (
     IMAGE_STATISTICS,
     check_image_drift,
     image_statistics,
+    model_embedding,
 )
 from e2eai.tasks.fashion import DEBIAN_DIR
 from e2eai.tasks.fashion.data import PARTS
@@ -163,6 +164,16 @@ def test_a_model_without_embed_is_summarised_by_its_class_probabilities(windows,
     assert report.embedding_source == "probabilities"
     assert report.summary()["embedding_drifted"]
     assert sum(report.explained_variance_ratio) <= 1 + 1e-9
+    # What a monitoring pass passes in: the reference's probabilities, scored once.
+    scored = model_embedding(ProbabilitiesOnly(), reference)
+    given = check_image_drift(
+        reference, SHIFTS["rotated"](current), ProbabilitiesOnly(), reference_embedding=scored
+    )
+    assert given.drift.features == report.drift.features
+    with pytest.raises(ValueError, match="embedding has 10 rows for"):
+        check_image_drift(
+            reference, current, ProbabilitiesOnly(), reference_embedding=(scored[0][:10], "x")
+        )
 
 
 def test_false_alarms_stay_rare_over_seeded_random_splits(pixels) -> None:

@@ -35,6 +35,7 @@ import pytest
 from e2eai.monitoring.text_drift import (
     TEXT_DESCRIPTORS,
     check_text_drift,
+    message_embeddings,
     message_words,
     text_descriptors,
 )
@@ -186,6 +187,19 @@ def test_a_topic_shift_is_seen_by_the_embedding(messages, split) -> None:
     embedding_p = min(report.column(c).score for c in report.embedding_columns)
     descriptor_p = min(report.column(c).score for c in report.descriptors)
     assert embedding_p < 1e-10 and embedding_p < descriptor_p * 1e-6
+
+
+def test_a_reference_embedding_given_once_gives_the_same_verdict(split) -> None:
+    """What a monitoring pass does for every window of one version: the reference's
+    embedding is computed once and passed in."""
+    reference, current, _ = split
+    embedding = message_embeddings(reference)
+    given = check_text_drift(reference, current, reference_embedding=embedding)
+    computed = check_text_drift(reference, current)
+    assert given.drift.features == computed.drift.features  # every column's evidence
+    assert given.explained_variance_ratio == computed.explained_variance_ratio
+    with pytest.raises(ValueError, match="embedding has 299 rows for 300 reference items"):
+        check_text_drift(reference, current, reference_embedding=embedding[1:])
 
 
 # -- refused inputs ------------------------------------------------------------------------

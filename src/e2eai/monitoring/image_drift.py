@@ -15,9 +15,8 @@ lighting or the pipeline in front of the model changes:
 
 and, when a model is given, by its embedding: the CNN's penultimate activations
 (``FashionCnn.embed``, the flattened last feature maps) when the model has them, else its
-class-probability vector. Embeddings are projected on their first
-:data:`EMBEDDING_COMPONENTS` principal components, fitted on the reference only, so the
-current window is expressed in the reference's axes.
+class-probability vector, projected on the principal components of the reference's
+(:mod:`e2eai.monitoring.embedding_drift`).
 
 Every statistic and component is then one numeric column of
 :func:`e2eai.monitoring.drift.check_drift`: Evidently's two-sample Kolmogorov-Smirnov test
@@ -29,16 +28,19 @@ Wasserstein distance also reaches its floor. The window is drifted when any colu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from e2eai.monitoring.drift import DriftSettings, GroupedDriftReport, check_drift
+from e2eai.monitoring.drift import DriftSettings
+from e2eai.monitoring.embedding_drift import (
+    EMBEDDING_COMPONENTS,
+    EmbeddingDriftReport,
+)
 
 DARK_LEVEL = 0.1
 """Intensity (in [0, 1]) below which a pixel counts as near-black (~25 of 255)."""
-EMBEDDING_COMPONENTS = 4
 IMAGE_STATISTICS = (
     "brightness",
     "contrast",
@@ -117,59 +119,11 @@ def model_embedding(model: Any, images: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 @dataclass(frozen=True)
-class EmbeddingProjection:
-    """Principal axes of the reference's embeddings; ``project`` expresses any window in them."""
+class ImageDriftReport(EmbeddingDriftReport):
+    """A window's image drift: Evidently's per-column evidence and which group moved (the
+    embedding's source is ``"penultimate"``, ``"probabilities"`` or None: no model given)."""
 
-    mean: np.ndarray
-    components: np.ndarray  # [k, D], unit rows
-    explained_variance_ratio: np.ndarray  # [k]
-
-    @classmethod
-    def fit(
-        cls, reference: np.ndarray, components: int = EMBEDDING_COMPONENTS
-    ) -> EmbeddingProjection:
-        """The first ``components`` principal axes of ``reference`` ``[N, D]`` (randomized SVD,
-        seeded: the same reference gives the same axes)."""
-        from sklearn.utils.extmath import randomized_svd
-        from threadpoolctl import threadpool_limits
-
-        mean = reference.mean(axis=0)
-        centred = reference - mean
-        k = max(1, min(components, *centred.shape))
-        # One BLAS thread: on shared cores OpenBLAS's threads spin-wait. At 1,000 × 1,568 on a
-        # busy 2-core machine a full SVD took 19 s on two threads, 1.9 s on one; this, 0.25 s.
-        with threadpool_limits(limits=1):
-            _, singular, axes = randomized_svd(centred, k, random_state=0)
-        total = float((centred**2).sum())
-        ratio = singular**2 / total if total > 0 else np.zeros(k)
-        return cls(mean, axes, ratio)
-
-    def project(self, embedding: np.ndarray) -> pd.DataFrame:
-        scores = (embedding - self.mean) @ self.components.T
-        return pd.DataFrame(
-            scores, columns=[f"embedding_pc{i + 1}" for i in range(scores.shape[1])]
-        )
-
-
-@dataclass(frozen=True)
-class ImageDriftReport(GroupedDriftReport):
-    """A window's image drift: Evidently's per-column evidence and which group moved."""
-
-    statistics: tuple[str, ...]
-    embedding_columns: tuple[str, ...]
-    embedding_source: str | None
-    """``"penultimate"``, ``"probabilities"`` or None (no model given)."""
-    explained_variance_ratio: tuple[float, ...]
-    """Share of the reference embedding's variance each component carries."""
-
-    def column_groups(self) -> dict[str, tuple[str, ...]]:
-        return {"image_statistics": self.statistics, "embedding": self.embedding_columns}
-
-    def summary_details(self) -> dict[str, Any]:
-        return {
-            "embedding_source": self.embedding_source,
-            "explained_variance_ratio": list(self.explained_variance_ratio),
-        }
+    statistics_group: ClassVar[str] = "image_statistics"
 
 
 def check_image_drift(
@@ -179,13 +133,17 @@ def check_image_drift(
     *,
     components: int = EMBEDDING_COMPONENTS,
     settings: DriftSettings | None = None,
+    reference_embedding: tuple[np.ndarray, str] | None = None,
 ) -> ImageDriftReport:
     """Test the ``current`` images against the ``reference`` ones: every image statistic, and
     with a ``model`` the first ``components`` principal components of its embedding.
 
     Images are uint8 pixels ``[N, H, W]`` or model inputs ``[N, 1, H, W]`` in [0, 1]; both
-    sides need the same image size. ``settings`` are the tabular check's (alpha, tests,
-    distance floors, sampling); the window is drifted when any column is.
+    sides need the same image size. ``reference_embedding`` is ``model_embedding(model,
+    reference)`` when the caller has it already. ``settings`` are the tabular check's (alpha,
+    tests, distance floors, sampling); the window is drifted when any column is.
+    Raises ValueError naming the side when the sides differ in image size, or when
+    ``reference_embedding`` does not have a row per reference image.
     """
     ref, cur = as_images(reference, "reference images"), as_images(current, "current images")
     if ref.shape[1:] != cur.shape[1:]:
@@ -193,22 +151,15 @@ def check_image_drift(
             f"reference images are {ref.shape[2:]} and current images {cur.shape[2:]}: "
             "compare images of one size"
         )
-    ref_columns, cur_columns = image_statistics(ref), image_statistics(cur)
-    embedding_columns: tuple[str, ...] = ()
-    ratio: tuple[float, ...] = ()
-    source = None
+    embeddings, source = None, None
     if model is not None:
-        ref_embedding, source = model_embedding(model, ref)
-        cur_embedding, _ = model_embedding(model, cur)
-        projection = EmbeddingProjection.fit(ref_embedding, components)
-        ref_scores, cur_scores = (
-            projection.project(ref_embedding),
-            projection.project(cur_embedding),
-        )
-        ref_columns = pd.concat([ref_columns, ref_scores], axis=1)
-        cur_columns = pd.concat([cur_columns, cur_scores], axis=1)
-        embedding_columns = tuple(ref_scores.columns)
-        ratio = tuple(float(r) for r in projection.explained_variance_ratio)
-    kinds = dict.fromkeys(ref_columns.columns, "numeric")
-    result = check_drift(ref_columns, cur_columns, kinds, settings=settings)
-    return ImageDriftReport(result, IMAGE_STATISTICS, embedding_columns, source, ratio)
+        ref_embedding, source = reference_embedding or model_embedding(model, ref)
+        embeddings = (ref_embedding, model_embedding(model, cur)[0])
+    return ImageDriftReport.check(
+        image_statistics(ref),
+        image_statistics(cur),
+        embeddings,
+        source,
+        components=components,
+        settings=settings,
+    )

@@ -39,8 +39,8 @@ at the task's ``max_tokens``). It is the pretrained encoder rather than a served
 the same axes for every model version, and a topic or phrasing shift the descriptors cannot
 see moves it. Embeddings are projected on their first :data:`EMBEDDING_COMPONENTS`
 principal components fitted on the reference only
-(:class:`e2eai.monitoring.image_drift.EmbeddingProjection`), so the current window is
-expressed in the reference's axes. Loading the encoder costs seconds; it is loaded once per
+(:mod:`e2eai.monitoring.embedding_drift`), so the current window is expressed in the
+reference's axes. Loading the encoder costs seconds; it is loaded once per
 process (:func:`minilm_encoder`).
 
 Every descriptor and component is then one numeric column of
@@ -58,13 +58,16 @@ import unicodedata
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from e2eai.monitoring.drift import DriftSettings, GroupedDriftReport, check_drift
-from e2eai.monitoring.image_drift import EMBEDDING_COMPONENTS, EmbeddingProjection
+from e2eai.monitoring.drift import DriftSettings
+from e2eai.monitoring.embedding_drift import (
+    EMBEDDING_COMPONENTS,
+    EmbeddingDriftReport,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -213,27 +216,15 @@ def message_embeddings(texts: Sequence[str], max_tokens: int = MAX_TOKENS) -> np
 
 
 @dataclass(frozen=True)
-class TextDriftReport(GroupedDriftReport):
-    """A window's text drift: Evidently's per-column evidence and which group moved."""
+class TextDriftReport(EmbeddingDriftReport):
+    """A window's text drift: Evidently's per-column evidence and which group moved (the
+    embedding's source is ``"minilm"``, the pretrained encoder, or None: ``embed=False``)."""
 
-    descriptors: tuple[str, ...]
-    embedding_columns: tuple[str, ...]
-    explained_variance_ratio: tuple[float, ...]
-    """Share of the reference embedding's variance each component carries."""
+    statistics_group: ClassVar[str] = "descriptors"
 
     @property
-    def embedding_source(self) -> str | None:
-        """``"minilm"`` (the pretrained encoder's embedding) or None (``embed=False``)."""
-        return EMBEDDING_SOURCE if self.embedding_columns else None
-
-    def column_groups(self) -> dict[str, tuple[str, ...]]:
-        return {"descriptors": self.descriptors, "embedding": self.embedding_columns}
-
-    def summary_details(self) -> dict[str, Any]:
-        return {
-            "embedding_source": self.embedding_source,
-            "explained_variance_ratio": list(self.explained_variance_ratio),
-        }
+    def descriptors(self) -> tuple[str, ...]:
+        return self.statistics
 
 
 def check_text_drift(
@@ -244,33 +235,33 @@ def check_text_drift(
     components: int = EMBEDDING_COMPONENTS,
     settings: DriftSettings | None = None,
     max_tokens: int = MAX_TOKENS,
+    reference_embedding: np.ndarray | None = None,
 ) -> TextDriftReport:
     """Test the ``current`` messages against the ``reference`` ones: every descriptor, and
     with ``embed`` the first ``components`` principal components of the pretrained encoder's
     embedding (reading ``max_tokens`` word pieces, the task's ``max_tokens``).
 
-    ``settings`` are the tabular check's (alpha, tests, distance floors, sampling); the
-    window is drifted when any column is. Raises ValueError naming the side when one is
-    empty or holds anything but strings.
+    ``reference_embedding`` is ``message_embeddings(reference, max_tokens)`` when the caller
+    has it already. ``settings`` are the tabular check's (alpha, tests, distance floors,
+    sampling); the window is drifted when any column is. Raises ValueError naming the side
+    when one is empty or holds anything but strings, or when ``reference_embedding`` does
+    not have a row per reference message.
     """
     ref = _as_texts(reference, "reference messages")
     cur = _as_texts(current, "current messages")
-    ref_columns, cur_columns = text_descriptors(ref), text_descriptors(cur)
-    embedding_columns: tuple[str, ...] = ()
-    ratio: tuple[float, ...] = ()
+    embeddings = None
     if embed:
-        ref_embedding = message_embeddings(ref, max_tokens)
-        cur_embedding = message_embeddings(cur, max_tokens)
-        projection = EmbeddingProjection.fit(ref_embedding, components)
-        ref_scores = projection.project(ref_embedding)
-        cur_scores = projection.project(cur_embedding)
-        ref_columns = pd.concat([ref_columns, ref_scores], axis=1)
-        cur_columns = pd.concat([cur_columns, cur_scores], axis=1)
-        embedding_columns = tuple(ref_scores.columns)
-        ratio = tuple(float(r) for r in projection.explained_variance_ratio)
-    kinds = dict.fromkeys(ref_columns.columns, "numeric")
-    result = check_drift(ref_columns, cur_columns, kinds, settings=settings)
-    return TextDriftReport(result, TEXT_DESCRIPTORS, embedding_columns, ratio)
+        if reference_embedding is None:
+            reference_embedding = message_embeddings(ref, max_tokens)
+        embeddings = (reference_embedding, message_embeddings(cur, max_tokens))
+    return TextDriftReport.check(
+        text_descriptors(ref),
+        text_descriptors(cur),
+        embeddings,
+        EMBEDDING_SOURCE,
+        components=components,
+        settings=settings,
+    )
 
 
 def _as_texts(texts: Sequence[str], side: str, allow_empty: bool = False) -> list[str]:

@@ -82,6 +82,12 @@ def test_a_clean_subset_is_accepted_whole_with_exact_accounting(real_subset, tmp
     report = json.loads(prepared.quality_report.read_text())
     assert report["rows_in"] == prepared.rows_in
     assert sum(report["per_class"].values()) == prepared.rows_accepted
+    # The page people read: the accounting, each class's images and their mean intensity.
+    page = (prepared.directory / "quality.html").read_text()
+    assert f"{prepared.rows_in} records in: {prepared.rows_accepted} accepted" in page
+    assert "<th>mean intensity</th>" in page and page.count("data:image/png;base64,") == 2
+    for name, count in report["per_class"].items():
+        assert f"<td>{name}</td><td>{count}</td>" in page
 
 
 def test_corrupt_records_are_quarantined_with_a_reason_naming_the_value(

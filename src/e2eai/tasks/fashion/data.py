@@ -26,7 +26,6 @@ value, source file and record) and ``quality.json``.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,21 +33,17 @@ import numpy as np
 import pandas as pd
 
 from e2eai.config import Settings
+from e2eai.data.class_data import accepted_rows, publish_class_data
 from e2eai.data.prepare import (
-    PREPARED,
     REASON,
     REASON_CODE,
     SOURCE_ROW,
     PreparedData,
-    check_accounting,
-    load_prepared,
-    publishing,
-    write_manifest,
 )
 from e2eai.data.snapshot import write_snapshot
 from e2eai.storage import open_store
 from e2eai.tasks.fashion.idx import IdxFormatError, read_idx
-from e2eai.tasks.fashion.quality import write_image_quality_report
+from e2eai.tasks.fashion.quality import image_section
 
 HEIGHT = WIDTH = 28
 CLASSES: tuple[str, ...] = (
@@ -71,7 +66,6 @@ PARTS: dict[str, tuple[str, str]] = {
 }
 """The dataset's parts: (images file, labels file)."""
 
-ROWS = "rows"
 IMAGE = "image"
 LABEL = "label"
 IMAGE_ID = "image_id"
@@ -216,60 +210,30 @@ def prepare_fashion(directory: Path, settings: Settings) -> PreparedData:
     ).reset_index(drop=True)
     quarantine[LABEL] = quarantine[LABEL].astype("string")
 
-    rows_in = len(raw)
-    check_accounting(rows_in, len(rows), len(quarantine), 0)
-    by_reason = {str(k): int(v) for k, v in quarantine[REASON_CODE].value_counts().items()}
-    with publishing(settings) as staging:
-        rows.to_parquet(staging / f"{ROWS}.parquet", index=False)
-        quarantine.to_parquet(staging / "quarantine.parquet", index=False)
-        pd.DataFrame(columns=[IMAGE_ID, REASON_CODE, REASON]).to_parquet(
-            staging / "excluded.parquet", index=False
-        )
-        report = {
+    return publish_class_data(
+        settings,
+        snapshot,
+        rows,
+        quarantine,
+        rows_in=len(raw),
+        id_column=IMAGE_ID,
+        label=LABEL,
+        classes=CLASSES,
+        report={
             "task": "fashion",
             "source": str(directory),
-            "snapshot": snapshot.id,
-            "rows_in": rows_in,
-            "rows_accepted": len(rows),
-            "rows_quarantined": len(quarantine),
-            "rows_excluded": 0,
-            "quarantined_by_reason": by_reason,
-            "excluded_by_reason": {},
             "per_file": {
                 p.images_file.name: {"records": len(p.images), "labels_file": p.labels_file.name}
                 for p in parts
             },
-            "per_class": {
-                CLASSES[k]: int(v) for k, v in rows[LABEL].value_counts().sort_index().items()
-            },
-        }
-        (staging / "quality.json").write_text(json.dumps(report, indent=1))
-        write_image_quality_report(
-            report, images[valid].astype(np.uint8), labels[valid], quarantine, CLASSES, staging
-        )
-        write_manifest(staging, snapshot.id, snapshot.manifest_uri)
-    final = settings.data_dir / PREPARED
-    return PreparedData(
-        rows_in=rows_in,
-        rows_accepted=len(rows),
-        rows_quarantined=len(quarantine),
-        rows_excluded=0,
-        quarantined_by_reason=by_reason,
-        excluded_by_reason={},
-        snapshot=snapshot.id,
-        snapshot_manifest=snapshot.manifest_uri,
-        directory=final,
-        quality_report=final / "quality.json",
+        },
+        section=image_section(images[valid].astype(np.uint8), labels[valid], CLASSES),
     )
 
 
 def prepared_images(settings: Settings) -> pd.DataFrame:
     """The accepted images of the last data run (raises if there is none)."""
-    path = load_prepared(settings, (ROWS,))[ROWS]
-    frame = pd.read_parquet(path)
-    manifest = json.loads((path.parent / "manifest.json").read_text())
-    frame.attrs["raw_snapshot"] = manifest["snapshot"]
-    return frame
+    return accepted_rows(settings)
 
 
 def images_of(frame: pd.DataFrame) -> np.ndarray:

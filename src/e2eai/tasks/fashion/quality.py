@@ -1,22 +1,14 @@
-"""The image data stage's quality report: ``quality.html`` beside ``quality.json``.
-
-The record accounting and quarantine reasons as a plot, the accepted images per class with
-their mean intensity, one accepted example of each class (what the model will see), and the
-first quarantined records.
+"""The image data stage's part of ``quality.html``: one accepted example of each class (what
+the model will see) and, per class, the accepted images and their mean intensity
+(:mod:`e2eai.data.class_data` writes the page).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import numpy as np
-import pandas as pd
 
-from e2eai.data.prepare import REASON, REASON_CODE, SOURCE_ROW
-from e2eai.reporting import accounting_png, figure_png, png_data_uri, render
-
-_SHOWN_QUARANTINE = 20
+from e2eai.data.class_data import ClassSection
+from e2eai.reporting import figure_png
 
 
 def _examples_png(images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> bytes:
@@ -35,29 +27,19 @@ def _examples_png(images: np.ndarray, labels: np.ndarray, classes: tuple[str, ..
     return figure_png(fig)
 
 
-def write_image_quality_report(
-    report: dict[str, Any],
-    images: np.ndarray,
-    labels: np.ndarray,
-    quarantine: pd.DataFrame,
-    classes: tuple[str, ...],
-    out_dir: Path,
-) -> Path:
-    """Write ``quality.html`` for accepted ``images`` (uint8 ``[N, H, W]``) and ``labels``."""
-    per_class = []
+def image_section(images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> ClassSection:
+    """The section for accepted ``images`` (uint8 ``[N, H, W]``) and their ``labels``."""
+    rows = []
     for k, name in enumerate(classes):
         chosen = images[labels == k]
         mean = round(float(chosen.mean()) / 255.0, 4) if len(chosen) else None
-        per_class.append((name, len(chosen), mean))
-    shown = quarantine[[SOURCE_ROW, REASON_CODE, REASON]].head(_SHOWN_QUARANTINE)
-    page = render(
-        "image_quality.html.j2",
-        report=report,
-        plot=png_data_uri(accounting_png(report)),
-        examples=png_data_uri(_examples_png(images, labels, classes)),
-        classes=per_class,
-        quarantine={"columns": list(shown.columns), "rows": shown.values.tolist()},
+        rows.append((name, len(chosen), mean))
+    return ClassSection(
+        items="images",
+        note="Per class: how many images were accepted and their mean intensity (0–1); one "
+        "example each.",
+        picture=_examples_png(images, labels, classes),
+        picture_alt="one accepted example per class",
+        columns=("class", "images", "mean intensity"),
+        rows=rows,
     )
-    path = out_dir / "quality.html"
-    path.write_text(page)
-    return path

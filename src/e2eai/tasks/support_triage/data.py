@@ -41,7 +41,6 @@ import csv
 import hashlib
 import html
 import io
-import json
 import math
 import re
 import unicodedata
@@ -53,22 +52,18 @@ import numpy as np
 import pandas as pd
 
 from e2eai.config import Settings
+from e2eai.data.class_data import accepted_rows, publish_class_data
 from e2eai.data.prepare import (
-    PREPARED,
     REASON,
     REASON_CODE,
     SOURCE_ROW,
     PreparedData,
     as_text,
-    check_accounting,
-    load_prepared,
-    publishing,
-    write_manifest,
 )
 from e2eai.data.snapshot import write_snapshot
 from e2eai.errors import DataSourceError
 from e2eai.storage import open_store
-from e2eai.tasks.support_triage.quality import write_text_quality_report
+from e2eai.tasks.support_triage.quality import text_section
 
 CLASSES: tuple[str, ...] = ("negative", "neutral", "positive")
 """The label's classes, by index (the corpus's ``sentiment`` values)."""
@@ -83,7 +78,6 @@ MAX_TEXT_CHARS = 280
 (140 characters): after cleaning, 99.9 % of its messages have at most 157 characters, and
 the longest (one at 294, refused; one at 217, accepted) are emoji mojibake runs."""
 
-ROWS = "rows"
 TEXT = "text"
 LABEL = "label"
 MESSAGE_ID = "message_id"
@@ -279,60 +273,30 @@ def prepare_support_triage(
         )
     ).reset_index(drop=True)
 
-    rows_in = len(records)
-    check_accounting(rows_in, len(rows), len(quarantine), 0)
-    by_reason = {str(k): int(v) for k, v in quarantine[REASON_CODE].value_counts().items()}
     lengths = rows[TEXT].str.len()
-    with publishing(settings) as staging:
-        rows.to_parquet(staging / f"{ROWS}.parquet", index=False)
-        quarantine.to_parquet(staging / "quarantine.parquet", index=False)
-        pd.DataFrame(columns=[MESSAGE_ID, REASON_CODE, REASON]).to_parquet(
-            staging / "excluded.parquet", index=False
-        )
-        report = {
+    return publish_class_data(
+        settings,
+        snapshot,
+        rows,
+        quarantine,
+        rows_in=len(records),
+        id_column=MESSAGE_ID,
+        label=LABEL,
+        classes=CLASSES,
+        report={
             "task": task,
             "source": str(path),
             "encoding": ENCODING,
-            "snapshot": snapshot.id,
-            "rows_in": rows_in,
-            "rows_accepted": len(rows),
-            "rows_quarantined": len(quarantine),
-            "rows_excluded": 0,
-            "quarantined_by_reason": by_reason,
-            "excluded_by_reason": {},
             "max_chars": max_chars,
             "text_chars": {
                 "median": float(lengths.median()) if len(rows) else None,
                 "max": int(lengths.max()) if len(rows) else None,
             },
-            "per_class": {
-                CLASSES[k]: int(v) for k, v in rows[LABEL].value_counts().sort_index().items()
-            },
-        }
-        (staging / "quality.json").write_text(json.dumps(report, indent=1))
-        write_text_quality_report(
-            report, rows[TEXT], rows[LABEL].to_numpy(), quarantine, CLASSES, staging
-        )
-        write_manifest(staging, snapshot.id, snapshot.manifest_uri)
-    final = settings.data_dir / PREPARED
-    return PreparedData(
-        rows_in=rows_in,
-        rows_accepted=len(rows),
-        rows_quarantined=len(quarantine),
-        rows_excluded=0,
-        quarantined_by_reason=by_reason,
-        excluded_by_reason={},
-        snapshot=snapshot.id,
-        snapshot_manifest=snapshot.manifest_uri,
-        directory=final,
-        quality_report=final / "quality.json",
+        },
+        section=text_section(rows[TEXT], rows[LABEL].to_numpy(), CLASSES, max_chars),
     )
 
 
 def prepared_messages(settings: Settings) -> pd.DataFrame:
     """The accepted messages of the last data run (raises if there is none)."""
-    path = load_prepared(settings, (ROWS,))[ROWS]
-    frame = pd.read_parquet(path)
-    manifest = json.loads((path.parent / "manifest.json").read_text())
-    frame.attrs["raw_snapshot"] = manifest["snapshot"]
-    return frame
+    return accepted_rows(settings)

@@ -1,22 +1,16 @@
-"""The text data stage's quality report: ``quality.html`` beside ``quality.json``.
-
-The record accounting and quarantine reasons as a plot, the accepted messages per class with
-their length (characters) as a histogram and a table, one accepted example of each class,
-and the first quarantined records with the reason naming the value.
+"""The text data stage's part of ``quality.html``: the accepted messages' length
+(characters) by class as a histogram, and per class their number, median length and first
+message (:mod:`e2eai.data.class_data` writes the page).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
-from e2eai.data.prepare import REASON, REASON_CODE, SOURCE_ROW
-from e2eai.reporting import accounting_png, figure_png, png_data_uri, render
+from e2eai.data.class_data import ClassSection
+from e2eai.reporting import figure_png
 
-_SHOWN_QUARANTINE = 20
 _EXAMPLE_CHARS = 160
 
 
@@ -38,31 +32,23 @@ def _lengths_png(lengths: np.ndarray, labels: np.ndarray, classes: tuple[str, ..
     return figure_png(fig)
 
 
-def write_text_quality_report(
-    report: dict[str, Any],
-    texts: pd.Series,
-    labels: np.ndarray,
-    quarantine: pd.DataFrame,
-    classes: tuple[str, ...],
-    out_dir: Path,
-) -> Path:
-    """Write ``quality.html`` for the accepted messages ``texts`` and their ``labels``."""
+def text_section(
+    texts: pd.Series, labels: np.ndarray, classes: tuple[str, ...], max_chars: int
+) -> ClassSection:
+    """The section for the accepted messages ``texts`` and their ``labels``."""
     lengths = texts.str.len().to_numpy()
-    per_class = []
+    rows = []
     for k, name in enumerate(classes):
         chosen = labels == k
         example = str(texts[chosen].iloc[0])[:_EXAMPLE_CHARS] if chosen.any() else ""
         median = float(np.median(lengths[chosen])) if chosen.any() else None
-        per_class.append((name, int(chosen.sum()), median, example))
-    shown = quarantine[[SOURCE_ROW, REASON_CODE, REASON]].head(_SHOWN_QUARANTINE)
-    page = render(
-        "text_quality.html.j2",
-        report=report,
-        plot=png_data_uri(accounting_png(report)),
-        lengths=png_data_uri(_lengths_png(lengths, labels, classes)),
-        classes=per_class,
-        quarantine={"columns": list(shown.columns), "rows": shown.values.tolist()},
+        rows.append((name, int(chosen.sum()), median, example))
+    return ClassSection(
+        items="messages",
+        note=f"Per class: how many messages were accepted (at most {max_chars} characters), "
+        "their median length and the first one.",
+        picture=_lengths_png(lengths, labels, classes),
+        picture_alt="message length by class",
+        columns=("class", "messages", "median characters", "example"),
+        rows=rows,
     )
-    path = out_dir / "quality.html"
-    path.write_text(page)
-    return path

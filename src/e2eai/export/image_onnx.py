@@ -17,7 +17,6 @@ chosen among fp32, int8, pruned and pruned int8 (:func:`export_image_model_dir`)
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from e2eai.errors import ModelArtifactError
+from e2eai.export.compression import CompressionDecision, decide_compressed, median_ms, session
 from e2eai.export.parity import ParityReport, check_parity
 
 if TYPE_CHECKING:
@@ -83,16 +83,6 @@ def export_image_classifier(
     return out_path
 
 
-def session(path: Path):
-    """A single-threaded ONNX Runtime CPU session (predictable latency on shared cores)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def onnx_probabilities(sess: Any, images: np.ndarray, batch: int = 1024) -> np.ndarray:
     """Class probabilities ``[N, K]`` (float64) from a session, in batches."""
     out = [
@@ -111,23 +101,10 @@ def check_image_parity(
 
 def batch1_latency_ms(sess: Any, images: np.ndarray, repeats: int = 200) -> float:
     """Median wall time of one single-image inference (what one served request costs)."""
-    feeds = [{INPUT_NAME: images[i % len(images)][None]} for i in range(repeats)]
-    for feed in feeds[:10]:  # warm-up
-        sess.run(None, feed)
-    times = []
-    for feed in feeds:
-        started = time.perf_counter()
-        sess.run(None, feed)
-        times.append((time.perf_counter() - started) * 1000)
-    return float(np.median(times))
+    return median_ms(lambda i: sess.run(None, {INPUT_NAME: images[i % len(images)][None]}), repeats)
 
 
-@dataclass(frozen=True)
-class QuantizationDecision:
-    """Whether the int8 model replaces the fp32 one, and why (with the numbers)."""
-
-    keep: bool
-    reason: str
+QuantizationDecision = CompressionDecision
 
 
 def decide_int8(
@@ -138,22 +115,14 @@ def decide_int8(
     max_accuracy_loss: float = MAX_ACCURACY_LOSS,
 ) -> QuantizationDecision:
     """Keep int8 only if it is smaller and loses at most ``max_accuracy_loss`` accuracy."""
-    loss = fp32_accuracy - int8_accuracy
-    if int8_bytes >= fp32_bytes:
-        return QuantizationDecision(
-            False, f"int8 model is not smaller ({int8_bytes} ≥ {fp32_bytes} bytes)"
-        )
-    if loss > max_accuracy_loss + 1e-12:
-        return QuantizationDecision(
-            False,
-            f"int8 loses {loss * 100:.2f} accuracy points (fp32 {fp32_accuracy:.4f}, int8 "
-            f"{int8_accuracy:.4f}) > the allowed {max_accuracy_loss * 100:.2f}",
-        )
-    return QuantizationDecision(
-        True,
-        f"int8 changes accuracy by {-loss * 100:+.2f} points (fp32 {fp32_accuracy:.4f}, "
-        f"int8 {int8_accuracy:.4f}), within the allowed loss of {max_accuracy_loss * 100:.2f}, "
-        f"and is {fp32_bytes / int8_bytes:.1f}× smaller",
+    return decide_compressed(
+        "accuracy",
+        fp32_accuracy,
+        int8_accuracy,
+        fp32_bytes,
+        int8_bytes,
+        max_accuracy_loss,
+        points=True,
     )
 
 

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from e2eai.config import PruningPolicy
+from e2eai.export.compression import CompressionDecision, decide_compressed
 from e2eai.export.image_onnx import (
     INPUT_NAME,
     PARITY_ATOL,
@@ -257,12 +258,7 @@ def finetune_pruned(
     return PrunedCnn(module, pruned.params, pruned.kept_filters), summary
 
 
-@dataclass(frozen=True)
-class PruningDecision:
-    """Whether the pruned model replaces the fp32 one, and why (with the numbers)."""
-
-    keep: bool
-    reason: str
+PruningDecision = CompressionDecision
 
 
 def decide_pruned(
@@ -277,23 +273,16 @@ def decide_pruned(
 
     ``variant`` names the graph in the reason (``"pruned int8"``: the pruned graph
     quantised, judged against fp32 by the same bound)."""
-    loss = fp32_accuracy - pruned_accuracy
-    subject = "pruning" if variant == "pruned" else f"the {variant} model"
-    if pruned_bytes >= fp32_bytes:
-        return PruningDecision(
-            False, f"{variant} model is not smaller ({pruned_bytes} ≥ {fp32_bytes} bytes)"
-        )
-    if loss > max_accuracy_loss + 1e-12:
-        return PruningDecision(
-            False,
-            f"{subject} loses {loss * 100:.2f} accuracy points (fp32 {fp32_accuracy:.4f}, "
-            f"{variant} {pruned_accuracy:.4f}) > the allowed {max_accuracy_loss * 100:.2f}",
-        )
-    return PruningDecision(
-        True,
-        f"{subject} changes accuracy by {-loss * 100:+.2f} points (fp32 {fp32_accuracy:.4f}, "
-        f"{variant} {pruned_accuracy:.4f}), within the allowed loss of "
-        f"{max_accuracy_loss * 100:.2f}, and is {fp32_bytes / pruned_bytes:.1f}× smaller",
+    return decide_compressed(
+        "accuracy",
+        fp32_accuracy,
+        pruned_accuracy,
+        fp32_bytes,
+        pruned_bytes,
+        max_accuracy_loss,
+        variant=variant,
+        subject="pruning" if variant == "pruned" else f"the {variant} model",
+        points=True,
     )
 
 

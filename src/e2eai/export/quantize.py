@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,18 +10,14 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from e2eai.export.compression import CompressionDecision, decide_compressed, median_ms, session
 from e2eai.export.signature import onnx_feed, onnx_proba
 
 if TYPE_CHECKING:
     from e2eai.tasks import Task
 
 
-@dataclass(frozen=True)
-class QuantizationDecision:
-    """Whether the int8 model replaces the fp32 one, and why."""
-
-    keep: bool
-    reason: str
+QuantizationDecision = CompressionDecision
 
 
 @dataclass(frozen=True)
@@ -48,32 +43,16 @@ def decide_quantization(
     fp32_auc: float, int8_auc: float, fp32_bytes: int, int8_bytes: int, max_auc_loss: float
 ) -> QuantizationDecision:
     """Keep int8 only if it is smaller and loses at most ``max_auc_loss`` holdout ROC-AUC."""
-    loss = fp32_auc - int8_auc
-    if int8_bytes >= fp32_bytes:
-        return QuantizationDecision(
-            False,
-            f"int8 model is not smaller ({int8_bytes} ≥ {fp32_bytes} bytes): nothing "
-            "to quantise (no MatMul/Gemm weights)",
-        )
-    if loss > max_auc_loss:
-        return QuantizationDecision(
-            False, f"int8 loses {loss:.4f} ROC-AUC > export.quantize_max_auc_loss {max_auc_loss}"
-        )
-    return QuantizationDecision(
-        True,
-        f"int8 loses {loss:+.4f} ROC-AUC ≤ {max_auc_loss} and is "
-        f"{fp32_bytes / int8_bytes:.1f}× smaller",
+    return decide_compressed(
+        "ROC-AUC",
+        fp32_auc,
+        int8_auc,
+        fp32_bytes,
+        int8_bytes,
+        max_auc_loss,
+        setting="export.quantize_max_auc_loss",
+        not_smaller="nothing to quantise (no MatMul/Gemm weights)",
     )
-
-
-def session(path: Path):
-    """A single-threaded ONNX Runtime CPU session (predictable on shared cores)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def median_latency_ms(
@@ -82,13 +61,7 @@ def median_latency_ms(
     """Median wall time of one ``batch``-row inference (rows repeated if the frame is short)."""
     rows = frame.iloc[np.arange(batch) % len(frame)]
     feed = onnx_feed(rows, task)
-    sess.run(None, feed)  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        sess.run(None, feed)
-        times.append((time.perf_counter() - started) * 1000)
-    return float(np.median(times))
+    return median_ms(lambda _: sess.run(None, feed), repeats, warmup=1)
 
 
 _SERVED_SAMPLE = 2000

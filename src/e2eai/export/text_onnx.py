@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from e2eai.export.compression import CompressionDecision, decide_compressed, median_ms, session
 from e2eai.export.parity import ParityReport, check_parity
-from e2eai.export.quantize import QuantizationDecision, session
 from e2eai.export.text_tokens import ATTENTION_MASK, INPUT_IDS, TOKENIZER_FILE, MessageTokenizer
 
 if TYPE_CHECKING:
@@ -147,14 +146,9 @@ def batch1_latency_ms(
     """Median wall time of one message, tokenization included (what a served request costs
     the predictor)."""
     texts = list(texts)
-    for text in texts[:10]:  # warm-up
-        sess.run(None, text_feeds(tokenizer, [text]))
-    times = []
-    for i in range(repeats):
-        started = time.perf_counter()
-        sess.run(None, text_feeds(tokenizer, [texts[i % len(texts)]]))
-        times.append((time.perf_counter() - started) * 1000)
-    return float(np.median(times))
+    return median_ms(
+        lambda i: sess.run(None, text_feeds(tokenizer, [texts[i % len(texts)]])), repeats
+    )
 
 
 def decide_int8(
@@ -163,24 +157,10 @@ def decide_int8(
     fp32_bytes: int,
     int8_bytes: int,
     max_macro_f1_loss: float = MAX_MACRO_F1_LOSS,
-) -> QuantizationDecision:
+) -> CompressionDecision:
     """Keep int8 only if it is smaller and loses at most ``max_macro_f1_loss`` macro-F1."""
-    loss = fp32_macro_f1 - int8_macro_f1
-    if int8_bytes >= fp32_bytes:
-        return QuantizationDecision(
-            False, f"int8 model is not smaller ({int8_bytes} ≥ {fp32_bytes} bytes)"
-        )
-    if loss > max_macro_f1_loss + 1e-12:
-        return QuantizationDecision(
-            False,
-            f"int8 loses {loss:.4f} macro-F1 (fp32 {fp32_macro_f1:.4f}, int8 "
-            f"{int8_macro_f1:.4f}) > the allowed {max_macro_f1_loss:.4f}",
-        )
-    return QuantizationDecision(
-        True,
-        f"int8 changes macro-F1 by {-loss:+.4f} (fp32 {fp32_macro_f1:.4f}, int8 "
-        f"{int8_macro_f1:.4f}), within the allowed loss of {max_macro_f1_loss:.4f}, and is "
-        f"{fp32_bytes / int8_bytes:.1f}× smaller",
+    return decide_compressed(
+        "macro-F1", fp32_macro_f1, int8_macro_f1, fp32_bytes, int8_bytes, max_macro_f1_loss
     )
 
 

@@ -10,7 +10,6 @@ while quality, risk and reports are computed from the logged answers.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,8 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from class_app_fixtures import b64, encoded, fashion_cnn_onnx, triage_expected, triage_onnx
+from store_fixtures import store_labelled
 
-from e2eai.app.store import AppStore, FeedbackRecord, PredictionRecord
+from e2eai.app.store import AppStore
 from e2eai.config import MonitoringSettings, Settings
 from e2eai.export.image_onnx import onnx_probabilities, session
 from e2eai.monitoring.class_window import wilson_interval
@@ -76,26 +76,16 @@ def register(settings: Settings, onnx: Path, frames: dict[str, pd.DataFrame], ho
 
 def log(store, task, version, requests, probabilities, labels, start: datetime) -> None:
     """Store one prediction per request, spread over a week from ``start``, labelled."""
-    step = WEEK / len(requests)
-    for i, (request, row, label) in enumerate(zip(requests, probabilities, labels, strict=True)):
-        at = start + i * step
-        record = PredictionRecord(
-            id=uuid.uuid4().hex,
-            request_id=uuid.uuid4().hex,
-            created_at=datetime.now(UTC),
-            event_time=at,
-            task=task.name,
-            model_name="m",
-            model_version=str(version),
-            slot="stable",
-            request=request,
-            probability=float(np.max(row)),
-            latency_ms=1.0,
-            predicted_class=int(np.argmax(row)),
-            class_probabilities=[float(v) for v in row],
-        )
-        store.add_predictions([record])
-        store.add_feedback(FeedbackRecord(record.id, int(label), "replay", at))
+    answers = [
+        {
+            "request": request,
+            "probability": float(np.max(row)),
+            "predicted_class": int(np.argmax(row)),
+            "class_probabilities": [float(v) for v in row],
+        }
+        for request, row in zip(requests, probabilities, strict=True)
+    ]
+    store_labelled(store, task, version, answers, labels, start, WEEK)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,9 +21,10 @@ import pytest
 from app_fixtures import explaining_model
 from fastapi.testclient import TestClient
 from sklearn.metrics import roc_auc_score
+from store_fixtures import store_labelled
 
 from e2eai.app.api import create_app
-from e2eai.app.store import AppStore, FeedbackRecord, PredictionRecord
+from e2eai.app.store import AppStore
 from e2eai.config import Settings
 from e2eai.export.signature import onnx_feed
 from e2eai.monitoring.monitor import (
@@ -82,32 +82,26 @@ def world(flight_window_run, tmp_path_factory):
 def log(store, task, version, frame: pd.DataFrame, start: datetime, days: float) -> None:
     """Store ``frame``'s rows as predictions spread over ``days`` from ``start``, labelled."""
     names = [f.name for f in task.features]
-    step = timedelta(days=days) / len(frame)
-    records, labels = [], []
-    for i, row in enumerate(frame.to_dict(orient="records")):
-        at = start + i * step
-        features = {
-            n: (None if isinstance(row[n], float) and np.isnan(row[n]) else row[n]) for n in names
+    answers = [
+        {
+            "probability": float(row["__p"]),
+            "features": {
+                n: (None if isinstance(row[n], float) and np.isnan(row[n]) else row[n])
+                for n in names
+            },
         }
-        record = PredictionRecord(
-            id=uuid.uuid4().hex,
-            request_id=uuid.uuid4().hex,
-            created_at=datetime.now(UTC),
-            event_time=at,
-            task=task.name,
-            model_name="flight-delay",
-            model_version=str(version),
-            slot="stable",
-            request={},
-            probability=float(row["__p"]),
-            latency_ms=1.0,
-            features=features,
-        )
-        records.append(record)
-        labels.append(FeedbackRecord(record.id, int(row[task.label]), "replay", at))
-    store.add_predictions(records)
-    for feedback in labels:
-        store.add_feedback(feedback)
+        for row in frame.to_dict(orient="records")
+    ]
+    store_labelled(
+        store,
+        task,
+        version,
+        answers,
+        frame[task.label],
+        start,
+        timedelta(days=days),
+        "flight-delay",
+    )
 
 
 def test_a_pass_reports_each_complete_window_once(world) -> None:

@@ -18,17 +18,25 @@ from kserve import InferOutput, InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
 
 from e2eai.errors import InvalidInferenceRequest, ServingError
-from e2eai.export.explanation import CONTRIBUTIONS, Explanation, read_explanation
-from e2eai.serving.image_inputs import ImageInputs
-from e2eai.serving.text_inputs import TextInputs
-from e2eai.serving.validation import InputSpec, ModelInputs, Tensor, model_input_specs
+from e2eai.export.explanation import CONTRIBUTIONS, Explanation
+from e2eai.serving.modalities import modality_of
+from e2eai.serving.onnx_model import (
+    OUTPUT_NAME,
+    OnnxModel,
+    explain_rows,
+    feature_rows,
+)
+from e2eai.serving.validation import Tensor, model_input_specs
 
 if TYPE_CHECKING:
     from e2eai.config import Settings
     from e2eai.serving.enricher import Enricher
+    from e2eai.serving.image_inputs import ImageInputs
+    from e2eai.serving.text_inputs import TextInputs
+    from e2eai.serving.validation import ModelInputs
     from e2eai.tasks import Task
 
-OUTPUT_NAME = "probability"
+__all__ = ["OUTPUT_NAME", "OnnxModel", "OnnxPredictor", "explain_rows", "feature_rows"]
 log = logging.getLogger(__name__)
 
 
@@ -39,87 +47,6 @@ class RejectedRequest(InvalidInput):
     def __init__(self, reason: str, status: int = 400) -> None:
         super().__init__(reason)
         self.status = status
-
-
-class OnnxModel:
-    """An ONNX Runtime session over a contract-conforming model (one input per feature)."""
-
-    def __init__(
-        self,
-        path: Path,
-        specs: tuple[InputSpec, ...],
-        output: str = OUTPUT_NAME,
-        graph_inputs: dict[str, str] | None = None,
-    ) -> None:
-        """``graph_inputs`` (name → ONNX type): the graph's inputs when they are not the
-        task's features (a text encoder's token ids); None: one input per spec."""
-        import onnxruntime as ort
-
-        self.path = Path(path)
-        self.specs = specs
-        self.output = output
-        self.graph_inputs = graph_inputs
-        options = ort.SessionOptions()
-        # One thread each: the server process owns one core; ORT's pool would fight uvicorn.
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
-            raise ServingError(f"{self.path}: not a loadable ONNX model ({exc})") from exc
-        self._check_contract()
-        self.explanation: Explanation | None = read_explanation(
-            self.session.get_modelmeta().custom_metadata_map,
-            {o.name for o in self.session.get_outputs()},
-        )
-
-    def _check_contract(self) -> None:
-        graph_inputs = {i.name: i.type for i in self.session.get_inputs()}
-        if self.graph_inputs is not None:
-            if graph_inputs != self.graph_inputs:
-                raise ServingError(
-                    f"{self.path}: ONNX inputs {graph_inputs} are not {self.graph_inputs}"
-                )
-            if self.output not in {o.name for o in self.session.get_outputs()}:
-                raise ServingError(f"{self.path}: ONNX graph has no output {self.output!r}")
-            return
-        for spec in self.specs:
-            expected = "tensor(float)" if spec.kind == "numeric" else "tensor(string)"
-            if spec.name not in graph_inputs:
-                raise ServingError(f"{self.path}: ONNX graph has no input {spec.name!r}")
-            if graph_inputs[spec.name] != expected:
-                raise ServingError(
-                    f"{self.path}: input {spec.name!r} is {graph_inputs[spec.name]}, "
-                    f"expected {expected}"
-                )
-        extra = sorted(set(graph_inputs) - {s.name for s in self.specs})
-        if extra:
-            raise ServingError(f"{self.path}: ONNX inputs not in the task's schema: {extra}")
-        if self.output not in {o.name for o in self.session.get_outputs()}:
-            raise ServingError(f"{self.path}: ONNX graph has no output {self.output!r}")
-
-    def predict(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        """P(positive) per row, float32 ``[N]``; a multi-class graph's ``[N, K]`` as it is."""
-        (probability,) = self.session.run([self.output], feed)
-        return _probability_rows(probability)
-
-    def predict_explained(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(P(positive) [N], contributions [N, K]) from one run; the graph must explain."""
-        probability, contributions = self.session.run([OUTPUT_NAME, CONTRIBUTIONS], feed)
-        return (
-            np.asarray(probability, dtype=np.float32).reshape(-1),
-            np.asarray(contributions, dtype=np.float32),
-        )
-
-
-def _probability_rows(values: Any) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float32)
-    if array.ndim == 2 and array.shape[1] > 1:
-        return array  # class probabilities
-    return array.reshape(-1)
 
 
 def resolve_model_path(
@@ -164,50 +91,23 @@ class OnnxPredictor(Model):
         self.model_version = model_version
         self.max_batch_rows = max_batch_rows
         self.specs = model_input_specs(task)
-        self.image_shape: tuple[int, int, int] | None = None
-        self.classes = 0  # 0: one probability per row (binary); K: class probabilities
-        self.inputs: ModelInputs | ImageInputs | TextInputs
-        self.text = task.modality == "text"
-        if self.text:
-            self.classes = int(getattr(task, "num_classes", 0))
-            self.inputs = TextInputs(self.specs[0].name, int(getattr(task, "max_chars", 1000)))
-            enricher = None  # the message arrives whole: nothing to look up
-        elif task.modality == "image":
-            self.image_shape = tuple(getattr(task, "image_shape", (1, 28, 28)))  # type: ignore[assignment]
-            self.classes = int(getattr(task, "num_classes", 0))
-            self.inputs = ImageInputs(self.specs[0].name, self.image_shape)
-            enricher = None  # the image arrives whole: nothing to look up
-        else:
-            self.inputs = ModelInputs(self.specs)
-        self.enricher = enricher
+        self.modality = modality_of(task, self.specs)
+        self.classes = self.modality.classes  # 0: one probability per row; K: class probabilities
+        # An image or a message arrives whole: nothing to look up.
+        self.enricher = enricher if self.modality.enriched else None
         self.onnx: OnnxModel | None = None
 
+    @property
+    def inputs(self) -> ModelInputs | ImageInputs | TextInputs:
+        return self.modality.inputs
+
     def load(self) -> bool:
-        from e2eai.export.image_onnx import OUTPUT_NAME as IMAGE_OUTPUT
-
-        if self.text:
-            from e2eai.serving.text_inputs import tokenizer_of
-
-            tokens = {"input_ids": "tensor(int64)", "attention_mask": "tensor(int64)"}
-            self.onnx = OnnxModel(self.model_path, self.specs, "probabilities", tokens)
-            metadata = self.onnx.session.get_modelmeta().custom_metadata_map
-            self.inputs.tokenizer = tokenizer_of(  # type: ignore[union-attr]
-                metadata, self.model_path.parent / f"{self.model_path.stem}.tokenizer"
-            )
-        else:
-            output = IMAGE_OUTPUT if self.image_shape is not None else OUTPUT_NAME
-            self.onnx = OnnxModel(self.model_path, self.specs, output)
+        self.onnx = self.modality.open(self.model_path)
         self.ready = True
         return self.ready
 
     def get_input_types(self) -> list[dict[str, Any]]:
-        if self.text:
-            return [{"name": self.specs[0].name, "datatype": "BYTES", "shape": [-1]}]
-        if self.image_shape is not None:
-            return [
-                {"name": self.specs[0].name, "datatype": "FP32", "shape": [-1, *self.image_shape]}
-            ]
-        return [{"name": s.name, "datatype": s.v2_datatype, "shape": [-1, 1]} for s in self.specs]
+        return self.modality.input_types()
 
     def get_output_types(self) -> list[dict[str, Any]]:
         shape = [-1, self.classes] if self.classes else [-1]
@@ -256,51 +156,18 @@ class OnnxPredictor(Model):
         return {"predictions": probability.tolist(), "model_version": self.model_version}
 
     def v1_explanation(self, feed: dict[str, np.ndarray]) -> dict[str, Any]:
-        """The V1 ``explain`` answer: predictions, the model inputs used (``features``, after
-        enrichment) and per row what moved its logit.
+        """The V1 ``explain`` answer: predictions and the modality's explanation fields.
 
-        Each explanation is ``{"base_value", "contributions": [{"feature", "contribution"}]}``,
-        largest first by size, where the contributions add up with the base value to the
-        row's logit; ``explanations`` is null for a graph without them. Image models explain
-        by occlusion instead: per image the predicted class and a saliency map at the image's
-        resolution (:mod:`e2eai.serving.saliency`); ``features`` is then left out (it would
-        only repeat the pixels).
+        Tabular rows: ``features`` (the model inputs used, after enrichment) and per row
+        ``{"base_value", "contributions": [{"feature", "contribution"}]}``, largest first by
+        size, adding up with the base value to the row's logit (``explanations`` null for a
+        graph without them). Images: per image the predicted class and an occlusion saliency
+        map at the image's resolution. Messages: per message each word piece's attribution
+        (:mod:`e2eai.serving.modalities`).
         """
-        if self.text:
-            from e2eai.serving.saliency import token_occlusion
-
-            assert self.onnx is not None, "load() first"
-            probability = self.run(feed)
-            answer = self.v1_response(probability)
-            answer["explanations"] = token_occlusion(
-                self.onnx.predict,
-                feed,
-                probability,
-                self.inputs.tokenizer.id_to_token,  # type: ignore[union-attr]
-            )
-            return answer
-        if self.image_shape is not None:
-            from e2eai.serving.saliency import occlusion_saliency
-
-            assert self.onnx is not None, "load() first"
-            images = next(iter(feed.values()))
-            probability = self.run(feed)
-            answer = self.v1_response(probability)
-            answer["explanations"] = occlusion_saliency(
-                lambda batch: self.onnx.predict({self.specs[0].name: batch}),  # type: ignore[union-attr]
-                images,
-                probability,
-            )
-            return answer
-        probability, contributions = self.run_explained(feed)
-        answer = self.v1_response(probability)
-        answer["features"] = feature_rows(feed)
-        explanation = self.explanation
-        if contributions is None or explanation is None:
-            answer["explanations"] = None
-            return answer
-        answer["explanations"] = explain_rows(explanation, contributions)
-        return answer
+        assert self.onnx is not None, "load() first"
+        probability, fields = self.modality.explain(self.onnx, feed)
+        return {**self.v1_response(probability), **fields}
 
     def _requested(self, requested: Any) -> set[str]:
         """Output names a V2/gRPC request asks for (``probability`` when it names none)."""
@@ -377,38 +244,3 @@ def _plain(data: Any) -> Any:
 def as_kserve_error(exc: InvalidInferenceRequest) -> RejectedRequest:
     """kserve's ``InvalidInput`` (HTTP 400, gRPC INVALID_ARGUMENT) carrying our status."""
     return RejectedRequest(str(exc), exc.status)
-
-
-def explain_rows(explanation: Explanation, contributions: np.ndarray) -> list[dict[str, Any]]:
-    """Per row: the base value and every column's contribution, largest first by size.
-
-    The inputs' values are not repeated here: they are the answer's ``features``.
-    """
-    names = explanation.features
-    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")
-    amounts = contributions.astype(np.float64).tolist()
-    base = explanation.base_value
-    return [
-        {
-            "base_value": base,
-            "contributions": [{"feature": names[k], "contribution": row[k]} for k in ranked],
-        }
-        for ranked, row in zip(order.tolist(), amounts, strict=True)
-    ]
-
-
-def feature_rows(feed: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """The model inputs of every row as JSON-ready ``{feature: value}`` (None = missing)."""
-    columns = {name: _input_values(column) for name, column in feed.items()}
-    rows = len(next(iter(feed.values()))) if feed else 0
-    return [{name: values[i] for name, values in columns.items()} for i in range(rows)]
-
-
-def _input_values(column: np.ndarray | None) -> list[Any] | None:
-    """A feed column as JSON-ready values: NaN and "" (missing) become None."""
-    if column is None:
-        return None
-    if column.ndim > 2:  # an image per row: its nested intensities
-        return column.tolist()
-    values = column.reshape(-1).tolist()
-    return [None if v == "" or (isinstance(v, float) and v != v) else v for v in values]

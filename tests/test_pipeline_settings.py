@@ -69,3 +69,16 @@ def test_the_task_parameter_chooses_the_task_and_wins_over_the_overrides() -> No
     assert resolve_run_settings('{"task": "credit"}').task == "credit"
     with pytest.raises(PipelineError, match="unknown task 'nope'"):
         configure_step("{}", "", "", "", "", "", -1, "nope")
+
+
+def test_a_familys_own_epoch_budget_survives_the_runs_frozen_settings():
+    """Each step rebuilds the settings from the run's full JSON, where every field looks set:
+    an epoch budget left to the family must stay left to it (minilm_finetune trains 2 epochs
+    by default, the other torch families 6), and a set one must win."""
+    from e2eai.config import DEFAULT_EPOCHS, Settings
+
+    frozen = settings_from_json(settings_to_json(Settings(task="support-triage")))
+    assert frozen.training.epochs is None
+    assert frozen.training.epochs_or(2) == 2 and frozen.training.epochs_or() == DEFAULT_EPOCHS
+    chosen = settings_from_json(settings_to_json(Settings(training={"epochs": 3})))
+    assert chosen.training.epochs_or(2) == 3

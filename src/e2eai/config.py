@@ -94,6 +94,11 @@ class ArtifactSettings(_Section):
     s3_region: str = "us-east-1"
 
 
+DEFAULT_EPOCHS = 6
+"""The torch families' epoch budget when ``training.epochs`` is not set (minilm_finetune has
+its own, 2)."""
+
+
 class TrainingSettings(_Section):
     """Model family, data windows and hyper-parameters of training."""
 
@@ -129,7 +134,12 @@ class TrainingSettings(_Section):
     # Wide & Deep (wide=True, numeric_bins=16, crosses, deep_lr_factor=0.1): May holdout
     # ROC-AUC 0.7654/0.7653/0.7661 (seeds 1–3) vs logreg 0.7598, hist_gb 0.7659; the plain
     # MLP scored 0.7593–0.7616.
-    epochs: int = 6
+    epochs: int | None = Field(
+        None,
+        ge=1,
+        description="Training epochs at most (early stopping may end sooner); None: the "
+        "family's own budget: 6 for torch_mlp, torch_gru and the CNN, 2 for minilm_finetune.",
+    )
     batch_size: int = 1024
     learning_rate: float = 2e-3
     hidden_width: int = 128
@@ -166,6 +176,12 @@ class TrainingSettings(_Section):
         description="OpenMP threads of HistGradientBoosting fits; more than the free cores "
         "makes its threads spin-wait (15x slower on a busy 2-core machine).",
     )
+
+    def epochs_or(self, default: int = DEFAULT_EPOCHS) -> int:
+        """``epochs`` when set, else the family's ``default``. (A value rather than "was it
+        set": a pipeline step rebuilds the settings from the run's full JSON, where every
+        field looks set.)"""
+        return self.epochs if self.epochs is not None else default
 
 
 # On the real 2013 flights the signal is nearly linear: the best models (Wide & Deep torch,

@@ -270,7 +270,7 @@ class CnnFamily(TorchFamily):
         )
         model_dir = Path(summary.model_dir)
         recorded = asdict(params) | {
-            "epochs": request.training.epochs,
+            "epochs": request.training.epochs_or(),
             "seed": request.training.seed,
             "workers": summary.world_size,
             "best_epoch": summary.best_epoch,

@@ -214,8 +214,8 @@ class MiniLmFinetuneFamily(TorchFamily):
         started = time.perf_counter()
         train_path, validation_path, spec_path = self._write_inputs(request, params, tokenizer_path)
         training = request.training
-        # The family's (or a searched point's) epochs unless training.epochs was set.
-        if "epochs" in request.overrides or "epochs" not in training.model_fields_set:
+        # The family's (or a searched point's) epochs unless training.epochs is set.
+        if "epochs" in request.overrides or training.epochs is None:
             training = training.model_copy(update={"epochs": params.epochs})
         summary = fit_torch(
             self.name,

@@ -53,7 +53,7 @@ def fit_torch(
         params=params,
         label=label,
         family=family,
-        epochs=training.epochs,
+        epochs=training.epochs_or(),
         patience=training.early_stopping_patience,
         seed=training.seed,
         init_weights=str(init_weights) if init_weights else None,

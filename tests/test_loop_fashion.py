@@ -65,7 +65,12 @@ def test_the_image_loop_serves_a_cnn_and_decides_on_its_warm_started_canary(
     assert set(champion["metrics"]) >= {"model", "pixel_logreg"}
     assert champion["metrics"]["model"]["accuracy"] > 0.5
     with ModelRegistry.from_settings(settings) as registry:
-        assert registry.get(challenger["version"]).lineage["parent_version"] == champion["version"]
+        child, parent = registry.get(challenger["version"]), registry.get(champion["version"])
+    assert child.lineage["parent_version"] == champion["version"]
+    # Continued at the fine-tuning rate: the parent's own would knock it off its optimum.
+    factor = settings.training.finetune_lr_factor
+    assert child.params["warm_start"] is True and child.params["finetune_lr_factor"] == factor
+    assert child.params["learning_rate"] == pytest.approx(parent.params["learning_rate"] * factor)
 
     assert record.canary, "the canary was never analysed"
     final = record.canary[-1]

@@ -181,9 +181,15 @@ class CnnFamily(TorchFamily):
 
     def warm_start(self, request: FitRequest, parent_dir: Path) -> FittedModel:
         """Continue a registered CNN on the request's rows: same architecture and
-        hyper-parameters, its weights as the starting point (the worker loads them before the
-        first epoch; early stopping then keeps the best epoch, which may be the parent's own
-        weights after one pass if the new rows teach nothing)."""
+        hyper-parameters but the learning rate × ``training.finetune_lr_factor``, its weights
+        as the starting point (the worker loads them before the first epoch; early stopping
+        then keeps the best epoch, which may be the parent's own weights if the new rows teach
+        nothing).
+
+        The smaller rate is what lets a converged parent improve: at the parent's own 2e-3 the
+        first epoch knocked the default champion (6 epochs on 6,000 images, validation
+        accuracy 0.8776) off its optimum and the challenger on 12,000 never got back above it
+        within the patience, so it kept the parent's weights and equalled it."""
         parent = self.load(parent_dir)
         classes = task_classes(request.task)
         if parent.classes != classes:
@@ -197,8 +203,11 @@ class CnnFamily(TorchFamily):
             import shutil
 
             shutil.copyfile(parent_dir / WEIGHTS_FILE, init)
-        fitted = self._fit(request, parent.params, init)
+        factor = request.training.finetune_lr_factor
+        params = replace(parent.params, learning_rate=parent.params.learning_rate * factor)
+        fitted = self._fit(request, params, init)
         fitted.params["warm_start"] = True
+        fitted.params["finetune_lr_factor"] = factor
         write_info(fitted.model_dir, self.name, request.task, fitted.params)
         return fitted
 

@@ -8,7 +8,7 @@ champion's ``holdout.parquet`` (real test photos as FP32 ``[1, 1, 28, 28]`` tens
 messages as ``BYTES``, tokenized by the predictor). Reported, for the router and for the
 predictor alone: p50/p90/p99/max latency (client wall time, keep-alive connection), the
 share of answers that match a direct ONNX Runtime run of the same graph (argmax), and the
-predictor's RSS after the run.
+predictor's process tree RSS after the run.
 
     E2EAI_TASK=support-triage .venv/bin/python bench/bench_class_serving.py --home /tmp/h
     E2EAI_TASK=fashion .venv/bin/python bench/bench_class_serving.py --home runs --json
@@ -38,14 +38,24 @@ def _percentiles(ms: list[float]) -> dict[str, float]:
     }
 
 
-def _rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except FileNotFoundError:
-        return None
-    return None
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and all its descendants (the supervisor, the predictor)."""
+    import subprocess
+
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            continue
+        children = subprocess.run(
+            ["pgrep", "-P", str(current)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        todo.extend(int(c) for c in children)
+    return round(total / 1024, 1)
 
 
 def _timed(client: Any, url: str, bodies: list[dict[str, Any]]) -> tuple[list[float], list[Any]]:
@@ -120,7 +130,7 @@ def main() -> None:
                 predicted = np.asarray(answers).argmax(axis=1)
                 agree = float((predicted == expected[args.warmup :].argmax(axis=1)).mean())
                 result[name] = {**_percentiles(times), "argmax_agreement": round(agree, 4)}
-        result["predictor_rss_mb"] = _rss_mb(state.stable.pid)
+        result["predictor_rss_mb"] = _tree_rss_mb(state.stable.pid)
     finally:
         manager.stop()
     if args.out:
@@ -129,14 +139,14 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
-    print(f"{task.name} v{champion.version} ({result['model_bytes'] / 1e6:.1f} MB), batch 1:")
+    print(f"{task.name} v{champion.version} ({result['model_bytes'] / 1e3:,.0f} kB), batch 1:")
     for name in ("router", "predictor"):
         r = result[name]
         print(
             f"  {name:9s} p50 {r['p50_ms']:6.2f} ms  p90 {r['p90_ms']:6.2f}  "
             f"p99 {r['p99_ms']:6.2f}  max {r['max_ms']:6.2f}  agree {r['argmax_agreement']:.4f}"
         )
-    print(f"  predictor RSS {result['predictor_rss_mb']} MB")
+    print(f"  predictor process tree RSS {result['predictor_rss_mb']} MB")
 
 
 if __name__ == "__main__":

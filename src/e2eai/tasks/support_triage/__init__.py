@@ -42,16 +42,15 @@ if TYPE_CHECKING:
 NAME = "support-triage"
 
 TRAINING_ROWS = 6_000
-"""Default cap on the training part (a stratified, seeded subset of its ~23,200 messages).
+"""Default cap on the training part (a stratified, seeded subset of its ~23,200 messages; the
+cycle's champion learns on half of it, its challenger on all).
 
-Fine-tuning costs ~40 ms per message on one thread at 48 word pieces (micro-benchmark;
-batches are trimmed to their longest message), so 6,000 messages × 2 epochs on two DDP
-workers are ~4 minutes of training on two free cores, plus the ~4,100 validation messages
-each worker scores before and after each epoch. On the shared 2-core machine (load 6–9) the
-same fine-tune measured 1,112 s (10.8 messages/s) and the whole ``e2eai train`` 43 minutes,
-the frozen baseline's embeddings included. The second epoch is worth three points of
-validation macro-F1 (0.750 → 0.780). Validation and holdout stay whole; the full set is a
-benchmark (``training_rows=None``)."""
+Fine-tuning measured 61 ms per message and epoch on two DDP workers on the 2-core machine
+(3,000 messages × 2 epochs: 367 s of training, 573 s with the three validation passes,
+which the two ranks share, and start-up). The second epoch is worth three points of
+validation macro-F1 (0.750 → 0.780). The whole default ``e2eai run`` took 38.5 min: champion
+macro-F1 0.733 on 3,000 messages, challenger 0.757 on 6,000. Validation and holdout stay
+whole; the full set is a benchmark (``training_rows=None``)."""
 
 MAX_TOKENS = 64
 """Word pieces the encoder reads per message (with [CLS]/[SEP]): the accepted messages have

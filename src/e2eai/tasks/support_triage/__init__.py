@@ -47,10 +47,11 @@ cycle's champion learns on half of it, its challenger on all).
 
 Fine-tuning measured 43–61 ms per message and epoch on two DDP workers on the 2-core
 machine (3,000 messages × 2 epochs: 367 s of training, 573 s with the three validation
-passes, which the two ranks share, and start-up; 6,000 × 2: 519 s and 659 s). The second epoch is worth three points of
-validation macro-F1 (0.750 → 0.780). The whole default ``e2eai run`` took 38.5 min: champion
-macro-F1 0.733 on 3,000 messages, challenger 0.757 on 6,000. Validation and holdout stay
-whole; the full set is a benchmark (``training_rows=None``)."""
+passes, which the two ranks share, and start-up; 6,000 × 2: 519 s and 659 s). The second
+epoch is worth three points of validation macro-F1 (0.750 → 0.780). The whole default
+``e2eai run`` took 38.5 min: champion macro-F1 0.733 on 3,000 messages, challenger 0.757 on
+6,000. Validation and holdout stay whole; the full set is a benchmark
+(``training_rows=None``)."""
 
 MAX_TOKENS = 64
 """Word pieces the encoder reads per message (with [CLS]/[SEP]): the accepted messages have

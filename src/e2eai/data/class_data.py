@@ -28,11 +28,13 @@ from e2eai.data.prepare import (
     PREPARED,
     REASON,
     REASON_CODE,
+    ROWS,
     SOURCE_ROW,
     PreparedData,
     check_accounting,
     load_prepared,
     publishing,
+    reason_counts,
     write_manifest,
 )
 from e2eai.reporting import accounting_png, png_data_uri, render
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
     from e2eai.config import Settings
     from e2eai.data.snapshot import Snapshot
 
-ROWS = "rows"
 SHOWN_QUARANTINE = 20
 """Quarantined records the page lists."""
 
@@ -83,7 +84,7 @@ def publish_class_data(
     Raises AssertionError when the accounting does not add up.
     """
     check_accounting(rows_in, len(rows), len(quarantine), 0)
-    by_reason = {str(k): int(v) for k, v in quarantine[REASON_CODE].value_counts().items()}
+    by_reason = reason_counts(quarantine)
     counts = rows[label].value_counts().sort_index()
     quality = {
         **report,

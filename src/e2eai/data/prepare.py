@@ -28,6 +28,8 @@ PREPARED = "prepared"
 REASON_CODE = "reason_code"
 REASON = "reason"
 SOURCE_ROW = "source_row"
+ROWS = "rows"
+"""Name of the prepared table of a task's accepted rows (``<data_dir>/prepared/rows.parquet``)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,11 @@ def as_text(frame: pd.DataFrame) -> pd.DataFrame:
         if column != SOURCE_ROW:
             out[column] = out[column].astype("string")
     return out
+
+
+def reason_counts(frame: pd.DataFrame) -> dict[str, int]:
+    """Rows per reason code of a quarantine or exclusion table."""
+    return {str(k): int(v) for k, v in frame[REASON_CODE].value_counts().items()}
 
 
 def check_accounting(rows_in: int, accepted: int, quarantined: int, excluded: int) -> None:

@@ -104,16 +104,13 @@ def batch1_latency_ms(sess: Any, images: np.ndarray, repeats: int = 200) -> floa
     return median_ms(lambda i: sess.run(None, {INPUT_NAME: images[i % len(images)][None]}), repeats)
 
 
-QuantizationDecision = CompressionDecision
-
-
 def decide_int8(
     fp32_accuracy: float,
     int8_accuracy: float,
     fp32_bytes: int,
     int8_bytes: int,
     max_accuracy_loss: float = MAX_ACCURACY_LOSS,
-) -> QuantizationDecision:
+) -> CompressionDecision:
     """Keep int8 only if it is smaller and loses at most ``max_accuracy_loss`` accuracy."""
     return decide_compressed(
         "accuracy",

@@ -258,9 +258,6 @@ def finetune_pruned(
     return PrunedCnn(module, pruned.params, pruned.kept_filters), summary
 
 
-PruningDecision = CompressionDecision
-
-
 def decide_pruned(
     fp32_accuracy: float,
     pruned_accuracy: float,
@@ -268,7 +265,7 @@ def decide_pruned(
     pruned_bytes: int,
     max_accuracy_loss: float = MAX_ACCURACY_LOSS,
     variant: str = "pruned",
-) -> PruningDecision:
+) -> CompressionDecision:
     """Keep the pruned model only if it is smaller and loses at most ``max_accuracy_loss``.
 
     ``variant`` names the graph in the reason (``"pruned int8"``: the pruned graph

@@ -17,9 +17,6 @@ if TYPE_CHECKING:
     from e2eai.tasks import Task
 
 
-QuantizationDecision = CompressionDecision
-
-
 @dataclass(frozen=True)
 class QuantizationReport:
     """Size, latency (batch 256, median) and holdout AUC of fp32 vs int8, and the decision."""
@@ -41,7 +38,7 @@ class QuantizationReport:
 
 def decide_quantization(
     fp32_auc: float, int8_auc: float, fp32_bytes: int, int8_bytes: int, max_auc_loss: float
-) -> QuantizationDecision:
+) -> CompressionDecision:
     """Keep int8 only if it is smaller and loses at most ``max_auc_loss`` holdout ROC-AUC."""
     return decide_compressed(
         "ROC-AUC",

@@ -21,12 +21,14 @@ from e2eai.data.prepare import (
     PREPARED,
     REASON,
     REASON_CODE,
+    ROWS,
     SOURCE_ROW,
     PreparedData,
     as_text,
     check_accounting,
     load_prepared,
     publishing,
+    reason_counts,
     write_manifest,
 )
 from e2eai.data.snapshot import write_snapshot
@@ -38,9 +40,6 @@ from e2eai.tasks.task_file import LABEL, ROW_ID, TaskFileSpec, check_columns_pre
 
 if TYPE_CHECKING:
     from e2eai.tasks.tabular import TabularTask
-
-ROWS = "rows"
-"""Name of the prepared table (``<data_dir>/prepared/rows.parquet``)."""
 
 
 def read_raw_rows(task: TabularTask, settings: Settings) -> pd.DataFrame:
@@ -109,8 +108,8 @@ def prepare_tabular(task: TabularTask, settings: Settings) -> PreparedData:
 
     rows_in = len(raw)
     check_accounting(rows_in, len(rows), len(quarantine), len(excluded))
-    quarantined_by_reason = _counts(quarantine)
-    excluded_by_reason = _counts(excluded)
+    quarantined_by_reason = reason_counts(quarantine)
+    excluded_by_reason = reason_counts(excluded)
     with publishing(settings) as staging:
         rows.to_parquet(staging / f"{ROWS}.parquet", index=False)
         quarantine.to_parquet(staging / "quarantine.parquet", index=False)
@@ -143,10 +142,6 @@ def prepare_tabular(task: TabularTask, settings: Settings) -> PreparedData:
         directory=final,
         quality_report=final / "quality.html",
     )
-
-
-def _counts(frame: pd.DataFrame) -> dict[str, int]:
-    return {str(k): int(v) for k, v in frame[REASON_CODE].value_counts().items()}
 
 
 def _rate(label: pd.Series) -> float | None:
